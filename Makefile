@@ -1,0 +1,38 @@
+# Two commands on a fresh machine with only Python: `make run` and `make test`.
+# Both bootstrap a virtualenv in .venv with the package and everything the tests need.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test demo bench redis-server clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,infra]"
+	touch $(STAMP)
+
+# The tests run a real Redis server. Debian's package, installed when missing (as root, or with sudo).
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian's redis-server for the tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
+	  $$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; }
+
+run: $(STAMP)
+	$(BIN)/python -m sample_app
+
+test: $(STAMP) redis-server
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	$(BIN)/python -m sample_app demo
+
+bench: $(STAMP) redis-server
+	$(BIN)/python benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis cdk.out

@@ -1,0 +1,75 @@
+"""Exporters per profile: console (people), otlp (a collector), memory (tests), none.
+
+OTLP metric exporters prefer DELTA temporality and base-2 exponential histograms: the
+collector's awsemf exporter converts neither, and CloudWatch computes percentiles only from
+exponential histograms (see ``shared/reference/aws-pipeline-facts.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics._internal.instrument import Gauge as SyncGauge
+from opentelemetry.sdk.metrics.export import AggregationTemporality
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
+
+from kyo_otel.config import Settings
+
+# Sums are DELTA (awsemf would convert cumulative ones itself, but one rule is simpler to check);
+# UpDownCounters stay CUMULATIVE as the OTLP spec recommends for non-monotonic sums.
+DELTA_TEMPORALITY: dict[type, AggregationTemporality] = {
+    Counter: AggregationTemporality.DELTA,
+    Histogram: AggregationTemporality.DELTA,
+    ObservableCounter: AggregationTemporality.DELTA,
+    UpDownCounter: AggregationTemporality.CUMULATIVE,
+    ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
+    ObservableGauge: AggregationTemporality.CUMULATIVE,
+    SyncGauge: AggregationTemporality.CUMULATIVE,
+}
+EXPONENTIAL_HISTOGRAMS: dict[type, Any] = {Histogram: ExponentialBucketHistogramAggregation()}
+
+
+def _otlp_kwargs(settings: Settings, signal_path: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"headers": dict(settings.otlp_headers), "timeout": settings.otlp_timeout}
+    if settings.otlp_protocol == "grpc":
+        kwargs["endpoint"] = settings.otlp_endpoint
+        kwargs["insecure"] = settings.otlp_endpoint.startswith("http://")
+    else:
+        kwargs["endpoint"] = f"{settings.otlp_endpoint}/v1/{signal_path}"
+    return kwargs
+
+
+def otlp_span_exporter(settings: Settings) -> Any:
+    if settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter(**_otlp_kwargs(settings, "traces"))
+
+
+def otlp_metric_exporter(settings: Settings) -> Any:
+    if settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    return OTLPMetricExporter(
+        preferred_temporality=DELTA_TEMPORALITY,
+        preferred_aggregation=EXPONENTIAL_HISTOGRAMS,
+        **_otlp_kwargs(settings, "metrics"),
+    )
+
+
+def otlp_log_exporter(settings: Settings) -> Any:
+    if settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    return OTLPLogExporter(**_otlp_kwargs(settings, "logs"))

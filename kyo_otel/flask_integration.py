@@ -1,0 +1,115 @@
+"""Flask integration: request spans from opentelemetry-instrumentation-flask, request metrics and
+a reusable ``/health`` endpoint from kyo_otel.
+
+Request metrics are keyed by the route template (``/otp/verify``), never the raw URL: requests
+that match no route share the one value ``(unmatched)``, so a scanner probing a thousand paths
+adds no series. The instrumentation's own metrics are off (see ``kyo_otel.catalog``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.metrics import NoOpMeterProvider
+
+from kyo_otel.health import ActiveTenants, RedisHealth
+from kyo_otel.instruments import recorder
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from kyo_otel.telemetry import Telemetry
+
+_START = "kyo_otel.start"
+
+
+def _install_request_metrics(app: Flask, excluded: tuple[str, ...], tenant_header: str, active: ActiveTenants | None) -> None:
+    from flask import request
+
+    excluded_set = frozenset(excluded)
+
+    @app.before_request
+    def _kyo_start() -> None:
+        request.environ[_START] = time.perf_counter()
+
+    @app.after_request
+    def _kyo_record(response: Any) -> Any:
+        start = request.environ.get(_START)
+        if start is None or request.path in excluded_set:
+            return response
+        rule = request.url_rule
+        status = response.status_code
+        recorder().request(rule.rule if rule is not None else None, request.method, status, time.perf_counter() - start)
+        if active is not None and status < 400:
+            active.mark(request.headers.get(tenant_header))
+        return response
+
+
+def _name_unmatched_span(span: Any, environ: Any) -> None:
+    """A request that matched no route is named by its method only: a raw path could carry a
+    phone number, and every distinct name would be a new operation in the trace backend."""
+    from flask import request
+
+    if request.url_rule is None and span.is_recording():
+        span.update_name(request.method if request.method in _METHODS else "HTTP")
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+
+def _install_health(app: Flask, path: str, health: RedisHealth | None) -> None:
+    from flask import jsonify
+
+    if any(rule.rule == path for rule in app.url_map.iter_rules()):
+        return  # the application has its own
+
+    def kyo_health() -> Any:
+        checks: dict[str, Any] = {}
+        if health is not None:
+            checks["redis"] = health.check()
+        healthy = all(c["healthy"] for c in checks.values())
+        body = {"status": "ok" if healthy else "degraded", "checks": checks}
+        return jsonify(body), 200 if healthy else 503
+
+    app.add_url_rule(path, "kyo_health", kyo_health, methods=["GET"])
+
+
+def instrument_app(
+    app: Flask,
+    telemetry: Telemetry | None = None,
+    *,
+    redis: Any = None,
+    tenant_header: str = "X-Tenant-Id",
+    health_path: str | None = "/health",
+) -> Flask:
+    """Instrument one Flask app: spans, request metrics, active tenants, Redis health, /health.
+
+    Safe to call twice: the second call on the same app does nothing.
+    """
+    from kyo_otel import telemetry as telemetry_module
+
+    telemetry = telemetry or telemetry_module.current()
+    if getattr(app, "_kyo_otel_instrumented", False) or telemetry is None:
+        return app
+    app._kyo_otel_instrumented = True  # type: ignore[attr-defined]
+    settings = telemetry.settings
+    health = RedisHealth(redis) if redis is not None else None
+    if health_path:
+        _install_health(app, health_path, health)
+    if telemetry.tracer_provider is not None:
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor.instrument_app(
+            app,
+            request_hook=_name_unmatched_span,
+            tracer_provider=telemetry.tracer_provider,
+            meter_provider=NoOpMeterProvider(),
+            excluded_urls=",".join(re.escape(path) + r"(\?|$)" for path in settings.excluded_urls),
+        )
+    if telemetry.meter_provider is not None:
+        active = ActiveTenants(redis)
+        _install_request_metrics(app, settings.excluded_urls, tenant_header, active)
+        telemetry.observe_levels(health, active)
+    return app

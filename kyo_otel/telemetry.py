@@ -1,0 +1,301 @@
+"""``configure()``: the three providers, their exporters, the log bridge and the instrumentation.
+
+One configuration per process. A second ``configure()`` resolves (and so validates) its
+arguments, then returns the existing handle unchanged, warning when the arguments differ: the
+OpenTelemetry API lets global providers be set only once, and instrumentations already hold
+tracers from the first ones. Call ``shutdown()`` before a ``configure()`` that should start over
+(e.g. in a forked worker, see ``kyo_otel.gunicorn``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import metrics as metrics_api
+from opentelemetry import trace as trace_api
+from opentelemetry._logs import set_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from kyo_otel import catalog, console, exporters, instruments, logs, metrics, traces
+from kyo_otel.config import Settings, resolve_settings
+from kyo_otel.resource import build_resource
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class MemoryExporters:
+    """What the memory profile keeps: finished spans, log records, and a reader for metrics."""
+
+    spans: InMemorySpanExporter | None
+    logs: InMemoryLogRecordExporter | None
+    metrics: InMemoryMetricReader | None
+
+
+class Telemetry:
+    """The handle ``configure()`` returns: the providers, ``force_flush()`` and ``shutdown()``."""
+
+    def __init__(self, settings: Settings, resource: Resource) -> None:
+        self.settings = settings
+        self.resource = resource
+        self.tracer_provider: TracerProvider | None = None
+        self.meter_provider: MeterProvider | None = None
+        self.logger_provider: LoggerProvider | None = None
+        self.metric_reader: MetricReader | None = None
+        self.memory = MemoryExporters(None, None, None)
+        self.recorder: instruments.Recorder | None = None
+        self.log_handler: logging.Handler | None = None
+        self.pid = os.getpid()
+        self._observed: set[str] = set()
+        self._is_shut_down = False
+
+    @property
+    def providers(self) -> list[Any]:
+        return [p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p is not None]
+
+    def observe_levels(self, health: Any, active: Any) -> None:
+        """Register the Redis and active-tenant gauges once per process."""
+        if self.meter_provider is None:
+            return
+        meter = self.meter_provider.get_meter(catalog.SCOPE)
+        if health is not None and "redis" not in self._observed:
+            self._observed.add("redis")
+            health.observe(meter)
+        if active is not None and "tenants" not in self._observed:
+            self._observed.add("tenants")
+            active.observe(meter)
+
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Export everything buffered; ``False`` when the bound was reached first."""
+        return _bounded(
+            [lambda p=p, ms=_ms(timeout or self.settings.shutdown_timeout): p.force_flush(ms) for p in self.providers],
+            timeout or self.settings.shutdown_timeout,
+            "force_flush",
+        )
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush and stop all three signals within ``timeout`` seconds (default: the setting).
+
+        Returns ``False`` when an exporter was still busy at the deadline (e.g. the collector is
+        unreachable); the process can exit anyway, only that unsent batch is lost.
+        """
+        global _current
+        if self._is_shut_down:
+            return True
+        self._is_shut_down = True
+        bound = timeout if timeout is not None else self.settings.shutdown_timeout
+        if self.log_handler is not None:
+            logging.getLogger().removeHandler(self.log_handler)
+        if instruments.recorder() is self.recorder:
+            instruments.set_recorder(instruments.NO_RECORDER)
+        ms = _ms(bound)
+        calls: list[Callable[[], Any]] = []
+        if self.tracer_provider is not None:
+            calls.append(lambda: self.tracer_provider.shutdown())  # type: ignore[union-attr]
+        if self.meter_provider is not None:
+            calls.append(lambda: self.meter_provider.shutdown(timeout_millis=ms))  # type: ignore[union-attr]
+        if self.logger_provider is not None:
+            calls.append(lambda: self.logger_provider.shutdown())  # type: ignore[union-attr]
+        done = _bounded(calls, bound, "shutdown")
+        with _lock:
+            if _current is self:
+                _current = None
+        return done
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _bounded(calls: list[Callable[[], Any]], timeout: float, what: str) -> bool:
+    """Run the calls in parallel daemon threads and wait at most ``timeout`` seconds in all."""
+    threads = [threading.Thread(target=_quietly(call, what), name=f"kyo-otel-{what}", daemon=True) for call in calls]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    late = [t for t in threads if t.is_alive()]
+    if late:
+        _logger.warning("kyo_otel %s did not finish within %.1fs; unsent telemetry is dropped", what, timeout)
+    return not late
+
+
+def _quietly(call: Callable[[], Any], what: str) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            call()
+        except Exception:
+            _logger.warning("kyo_otel %s failed", what, exc_info=True)
+
+    return run
+
+
+# --- building ----------------------------------------------------------------------------
+
+
+def _span_exporter(settings: Settings, kind: str) -> Any:
+    if kind == "otlp":
+        return exporters.otlp_span_exporter(settings)
+    if kind == "console":
+        return console.ConsoleSpanExporter()
+    return InMemorySpanExporter()
+
+
+def _metric_reader(settings: Settings, kind: str) -> MetricReader:
+    if kind == "memory":
+        return metrics.memory_reader()
+    exporter = (
+        exporters.otlp_metric_exporter(settings)
+        if kind == "otlp"
+        else console.ConsoleMetricExporter(
+            preferred_temporality=exporters.DELTA_TEMPORALITY, preferred_aggregation=exporters.EXPONENTIAL_HISTOGRAMS
+        )
+    )
+    return metrics.periodic_reader(settings, exporter)
+
+
+def _log_exporter(settings: Settings, kind: str) -> Any:
+    if kind == "otlp":
+        return exporters.otlp_log_exporter(settings)
+    if kind == "console":
+        return console.ConsoleLogExporter(fmt=settings.console_format)
+    return InMemoryLogRecordExporter()
+
+
+def _build(settings: Settings) -> Telemetry:
+    resource = build_resource(settings)
+    handle = Telemetry(settings, resource)
+    if settings.disabled:
+        return handle
+    traces.install_propagators()
+    # Stable HTTP semantic conventions (http.request.method, url.path, http.response.status_code)
+    # rather than the instrumentations' legacy default; an explicit user choice is kept.
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+    kind = settings.exporter("traces")
+    if kind != "none":
+        exporter = _span_exporter(settings, kind)
+        handle.memory.spans = exporter if kind == "memory" else None
+        handle.tracer_provider = traces.build_tracer_provider(settings, resource, exporter)
+        _set_global(trace_api, "_TRACER_PROVIDER", handle.tracer_provider, trace_api.set_tracer_provider)
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        # Sanitized statements only (``SET ? ?``): keys hold phone numbers, values hold codes.
+        instrumentor = RedisInstrumentor()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+        instrumentor.instrument(tracer_provider=handle.tracer_provider)
+
+    kind = settings.exporter("metrics")
+    if kind != "none":
+        reader = _metric_reader(settings, kind)
+        handle.metric_reader = reader
+        handle.memory.metrics = reader if isinstance(reader, InMemoryMetricReader) else None
+        handle.meter_provider = metrics.build_meter_provider(resource, reader)
+        _set_global(metrics_api._internal, "_METER_PROVIDER", handle.meter_provider, metrics_api.set_meter_provider)
+        handle.recorder = instruments.Recorder(
+            handle.meter_provider.get_meter(catalog.SCOPE),
+            settings.tenant_cardinality_cap,
+            settings.tenant_allowlist,
+        )
+        instruments.set_recorder(handle.recorder)
+
+    kind = settings.exporter("logs")
+    if kind != "none":
+        exporter = _log_exporter(settings, kind)
+        handle.memory.logs = exporter if kind == "memory" else None
+        handle.logger_provider = logs.build_logger_provider(settings, resource, exporter)
+        from opentelemetry import _logs as logs_api
+
+        _set_global(logs_api._internal, "_LOGGER_PROVIDER", handle.logger_provider, set_logger_provider)
+        handle.log_handler = logs.attach_handler(handle.logger_provider, settings.log_level)
+    return handle
+
+
+def _set_global(module: Any, attribute: str, provider: Any, setter: Callable[[Any], None]) -> None:
+    """Install ``provider`` as the API's global one.
+
+    The API refuses a second ``set_*_provider`` call. After ``shutdown()`` kyo_otel replaces its
+    own earlier provider, so a worker process can configure afresh; a provider installed by
+    someone else is left alone (with the API's own warning).
+    """
+    existing = getattr(module, attribute, None)
+    if existing is not None and getattr(existing, "_kyo_otel", False):
+        setattr(module, attribute, provider)
+    else:
+        setter(provider)
+    provider._kyo_otel = True
+
+
+_lock = threading.RLock()
+_current: Telemetry | None = None
+_atexit_registered = False
+
+
+def current() -> Telemetry | None:
+    """The handle of this process's configuration, or ``None``."""
+    return _current
+
+
+def configure(
+    *,
+    app: Any = None,
+    redis: Any = None,
+    env: Mapping[str, str] | None = None,
+    **settings: Any,
+) -> Telemetry:
+    """Set up traces, metrics and logs for this process and return the handle.
+
+    Keyword arguments are the settings of ``kyo_otel.config.PARAMS`` (``service_name``,
+    ``environment``, ``profile``...); each beats its ``KYO_OTEL_*`` variable, which beats the
+    standard ``OTEL_*`` one, which beats the default. ``env`` replaces ``os.environ`` as the
+    source of variables. ``app`` (a Flask app) is instrumented too, with ``redis`` (a client)
+    used for the health check and the active-tenant count. Raises ``kyo_otel.ConfigError``.
+    """
+    global _current, _atexit_registered
+    resolved = resolve_settings(settings, env)
+    with _lock:
+        if _current is not None and _current.pid != os.getpid():
+            _current = None  # configured before fork: this process starts its own
+        if _current is None:
+            _current = _build(resolved)
+            if not _atexit_registered:
+                atexit.register(_shutdown_at_exit)
+                _atexit_registered = True
+        elif _current.settings.comparable() != resolved.comparable():
+            _logger.warning(
+                "kyo_otel.configure() was called again with different settings; keeping the first "
+                "configuration (call shutdown() first to replace it)"
+            )
+        handle = _current
+    if app is not None:
+        from kyo_otel.flask_integration import instrument_app
+
+        instrument_app(app, handle, redis=redis)
+    return handle
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Shut down this process's configuration, if any (see ``Telemetry.shutdown``)."""
+    handle = _current
+    return handle.shutdown(timeout) if handle is not None else True
+
+
+def _shutdown_at_exit() -> None:
+    handle = _current
+    if handle is not None and handle.pid == os.getpid():
+        handle.shutdown()

@@ -1,0 +1,1 @@
+"""The sample OTP service (see issue 4)."""
