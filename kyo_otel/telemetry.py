@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -269,12 +270,12 @@ def configure(
     global _current, _atexit_registered
     resolved = resolve_settings(settings, env)
     with _lock:
-        if _current is not None and _current.pid != os.getpid():
-            _current = None  # configured before fork: this process starts its own
+        after_fork()  # no-op unless configured before a fork that skipped the fork hooks
         if _current is None:
             _current = _build(resolved)
             if not _atexit_registered:
                 atexit.register(_shutdown_at_exit)
+                os.register_at_fork(after_in_child=after_fork)
                 _atexit_registered = True
         elif _current.settings.comparable() != resolved.comparable():
             _logger.warning(
@@ -287,6 +288,30 @@ def configure(
 
         instrument_app(app, handle, redis=redis)
     return handle
+
+
+def after_fork() -> None:
+    """In a forked child: give the inherited configuration this process's identity.
+
+    The SDK restarts its export threads in the child and drops the parent's queued items; what
+    it does not change is ``service.instance.id``, so two gunicorn workers forked from a
+    preloaded app would report as one instance (and their DELTA points would collide). This
+    sets a fresh id and pid on all three providers, and makes ``multiprocessing`` children,
+    which leave through ``os._exit`` (no ``atexit``), flush at exit. Runs from
+    ``os.register_at_fork``; call it from the post-fork hook of servers that fork without
+    running Python's fork hooks (uWSGI). Idempotent.
+    """
+    handle = _current
+    if handle is None or handle.pid == os.getpid():
+        return
+    handle.pid = os.getpid()
+    identity = Resource({"service.instance.id": str(uuid.uuid4()), "process.pid": handle.pid})
+    handle.resource = handle.resource.merge(identity)
+    for provider in handle.providers:
+        provider._update_resource(identity)
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, _shutdown_at_exit, exitpriority=100)
 
 
 def shutdown(timeout: float | None = None) -> bool:

@@ -1,0 +1,34 @@
+"""The fork-safe recipe for gunicorn (and other pre-forking servers).
+
+In ``gunicorn.conf.py``::
+
+    from kyo_otel.gunicorn import post_fork, worker_exit  # noqa: F401  (gunicorn hooks)
+
+Configure telemetry where the app is created (in each worker, or once in the master with
+``preload_app``: each forked worker then gets its own ``service.instance.id``). ``worker_exit``
+flushes what the worker buffered before it leaves, within the shutdown bound. Children forked
+by ``multiprocessing`` flush at exit too (see ``kyo_otel.telemetry.after_fork``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kyo_otel import telemetry
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Give the worker its own identity if the app was preloaded and configured in the master.
+
+    Python's fork hooks normally do this already (``kyo_otel.telemetry.after_fork``); calling it
+    again is harmless, and it covers servers that fork without running them.
+    """
+    telemetry.after_fork()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Flush and shut down the worker's telemetry, bounded by the shutdown timeout."""
+    handle = telemetry.current()
+    if handle is not None and handle.pid == os.getpid():
+        handle.shutdown()
