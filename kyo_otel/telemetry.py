@@ -276,6 +276,9 @@ def configure(
             if not _atexit_registered:
                 atexit.register(_shutdown_at_exit)
                 os.register_at_fork(after_in_child=after_fork)
+                import multiprocessing.util
+
+                multiprocessing.util.register_after_fork(_FORK_MARKER, _flush_multiprocessing_child_at_exit)
                 _atexit_registered = True
         elif _current.settings.comparable() != resolved.comparable():
             _logger.warning(
@@ -296,8 +299,9 @@ def after_fork() -> None:
     The SDK restarts its export threads in the child and drops the parent's queued items; what
     it does not change is ``service.instance.id``, so two gunicorn workers forked from a
     preloaded app would report as one instance (and their DELTA points would collide). This
-    sets a fresh id and pid on all three providers, and makes ``multiprocessing`` children,
-    which leave through ``os._exit`` (no ``atexit``), flush at exit. Runs from
+    sets a fresh id and pid on all three providers. (``multiprocessing`` children, which leave
+    through ``os._exit`` and skip ``atexit``, flush from a finalizer registered by
+    ``_flush_multiprocessing_child_at_exit``.) Runs from
     ``os.register_at_fork``; call it from the post-fork hook of servers that fork without
     running Python's fork hooks (uWSGI). Idempotent.
     """
@@ -309,6 +313,18 @@ def after_fork() -> None:
     handle.resource = handle.resource.merge(identity)
     for provider in handle.providers:
         provider._update_resource(identity)
+
+
+class _ForkMarker:
+    """A weak-referenceable object for ``multiprocessing.util.register_after_fork``."""
+
+
+_FORK_MARKER = _ForkMarker()
+
+
+def _flush_multiprocessing_child_at_exit(_: object) -> None:
+    # multiprocessing clears its finalizers when a child starts, then runs these after-fork
+    # callbacks: registered here, the finalizer runs when the child leaves through os._exit.
     import multiprocessing.util
 
     multiprocessing.util.Finalize(None, _shutdown_at_exit, exitpriority=100)
