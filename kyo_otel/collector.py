@@ -989,15 +989,15 @@ def _check_awsemf(exporter_id: str, body: Mapping[str, Any]) -> list[Problem]:
             try:
                 re.compile(str(selector))
             except re.error as error:
-                problems.append(Problem(dwhere, f"selector {selector!r} is not a valid regex ({error})",
+                problems.append(Problem(dwhere, f"selector '{selector}' is not a valid regex ({error})",
                                         "use ^<metric name>$ with dots escaped"))
                 continue
             matched = [n for n in catalog_names if re.search(str(selector), n)]
             if not matched:
-                problems.append(Problem(dwhere, f"selector {selector!r} names no catalog metric",
+                problems.append(Problem(dwhere, f"selector '{selector}' names no catalog metric",
                                         "remove the declaration or fix the name"))
             elif not (str(selector).startswith("^") and str(selector).endswith("$")):
-                problems.append(Problem(dwhere, f"selector {selector!r} is not anchored and may match future metrics",
+                problems.append(Problem(dwhere, f"selector '{selector}' is not anchored and may match future metrics",
                                         f"use {metric_selector(matched[0])}"))
         for dims in declaration.get("dimensions") or []:
             if len(dims or []) > 10:
