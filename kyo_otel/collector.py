@@ -812,8 +812,8 @@ def _check_pipelines(config: Mapping[str, Any]) -> list[Problem]:
     for kind, ids in used.items():
         for component_id in _section(config, kind):
             if component_id not in ids:
-                problems.append(Problem(f"{kind}.{component_id}", "is defined but used by no pipeline (the collector "
-                                        "ignores it, or refuses to start for an unused receiver in some versions)",
+                problems.append(Problem(f"{kind}.{component_id}", "is defined but used by no pipeline, so the collector "
+                                        "never runs it and the file says something that does not happen",
                                         "add it to a pipeline or delete it"))
     extensions = service.get("extensions") or []
     for extension in extensions:
@@ -949,12 +949,12 @@ def _check_metrics(config: Mapping[str, Any]) -> list[Problem]:
         if got is None:
             continue  # reported above: the filter drops it
         for dims in sorted(expected - got):
-            problems.append(Problem(f"awsemf metric_declarations ({spec.name})",
+            problems.append(Problem(f"exporters.awsemf.metric_declarations ({spec.name})",
                                     f"catalog dimension set {list(dims)} is not emitted",
                                     "declare it in a metric_declaration whose selector matches "
                                     f"{metric_selector(spec.name)} (and keep resource_to_telemetry_conversion on)"))
         for dims in sorted(got - expected):
-            problems.append(Problem(f"awsemf metric_declarations ({spec.name})",
+            problems.append(Problem(f"exporters.awsemf.metric_declarations ({spec.name})",
                                     f"dimension set {list(dims)} is emitted but not in the catalog (a billed metric "
                                     "no alarm or dashboard knows)", "remove it, or add it to the catalog"))
     return problems
