@@ -18,12 +18,13 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from kyo_otel import catalog
+from kyo_otel.ottl import LogView, UnsupportedCondition, condition_matches
 
 try:  # kyo_otel.audit (branch logs-scrub) owns these names; the fallback keeps the same values.
     from kyo_otel.audit import AUDIT_ATTRIBUTE, AUDIT_VALUE
@@ -48,12 +49,37 @@ INDEXED_SPAN_ATTRIBUTES = (catalog.ROUTE, catalog.METHOD, catalog.STATUS_CODE, c
 ECS_LOG_ATTRIBUTES = ("aws.log.group.names", "aws.log.group.arns", "aws.log.stream.names", "aws.log.stream.arns")
 """Set by the ECS detector from the task's awslogs driver; they would beat awsxray's aws_log_groups."""
 
-CLOUDWATCH_UNITS = frozenset({
-    "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes",
-    "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second",
-    "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second",
-    "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None",
-})
+CLOUDWATCH_UNITS = frozenset(
+    {
+        "Seconds",
+        "Microseconds",
+        "Milliseconds",
+        "Bytes",
+        "Kilobytes",
+        "Megabytes",
+        "Gigabytes",
+        "Terabytes",
+        "Bits",
+        "Kilobits",
+        "Megabits",
+        "Gigabits",
+        "Terabits",
+        "Percent",
+        "Count",
+        "Bytes/Second",
+        "Kilobytes/Second",
+        "Megabytes/Second",
+        "Gigabytes/Second",
+        "Terabytes/Second",
+        "Bits/Second",
+        "Kilobits/Second",
+        "Megabits/Second",
+        "Gigabits/Second",
+        "Terabits/Second",
+        "Count/Second",
+        "None",
+    }
+)
 """CloudWatch StandardUnit values; awsemf drops a metric_descriptor with any other unit."""
 
 KINDS = ("receivers", "processors", "exporters", "extensions", "connectors")
@@ -65,30 +91,64 @@ _EXPORTER_SIGNALS = {"awsemf": {"metrics"}, "awsxray": {"traces"}, "awscloudwatc
 # Keys adot_components.json does not list, read from the same vendored sources (contrib/core v0.156).
 _EXTRA_NESTED: dict[str, dict[str, list[str]]] = {
     # internal/filter/filterconfig/config.go MetricMatchProperties
-    "filter": {"metrics.include|exclude": ["match_type", "regexp", "metric_names", "expressions",
-                                           "resource_attributes"]},
+    "filter": {
+        "metrics.include|exclude": ["match_type", "regexp", "metric_names", "expressions", "resource_attributes"]
+    },
     # resourcedetection internal/*/internal/metadata generated ResourceAttributeConfig
     "resourcedetection": {"ecs.resource_attributes.*": ["enabled"], "ec2.resource_attributes.*": ["enabled"]},
 }
 # Stock-collector components used by the local config (not needed by the production one).
 _STOCK_COMPONENTS: dict[str, dict[str, Any]] = {
     # go.opentelemetry.io/collector/exporter/debugexporter/config.go
-    "exporters/debug": {"keys": ["verbosity", "sampling_initial", "sampling_thereafter", "use_internal_logger",
-                                 "output"]},
+    "exporters/debug": {
+        "keys": ["verbosity", "sampling_initial", "sampling_thereafter", "use_internal_logger", "output"]
+    },
     # exporter/otlpexporter/config.go: TimeoutConfig + QueueBatchConfig + BackOffConfig + configgrpc.ClientConfig
     "exporters/otlp": {
-        "keys": ["timeout", "sending_queue", "retry_on_failure", "endpoint", "compression", "tls", "keepalive",
-                 "balancer_name", "authority", "read_buffer_size", "write_buffer_size", "wait_for_ready",
-                 "headers", "auth", "middlewares"],
+        "keys": [
+            "timeout",
+            "sending_queue",
+            "retry_on_failure",
+            "endpoint",
+            "compression",
+            "tls",
+            "keepalive",
+            "balancer_name",
+            "authority",
+            "read_buffer_size",
+            "write_buffer_size",
+            "wait_for_ready",
+            "headers",
+            "auth",
+            "middlewares",
+        ],
         "required": ["endpoint"],
-        "nested": {"tls": {"keys": ["insecure", "insecure_skip_verify", "ca_file", "cert_file", "key_file",
-                                    "server_name_override", "min_version", "max_version"]}},
+        "nested": {
+            "tls": {
+                "keys": [
+                    "insecure",
+                    "insecure_skip_verify",
+                    "ca_file",
+                    "cert_file",
+                    "key_file",
+                    "server_name_override",
+                    "min_version",
+                    "max_version",
+                ]
+            }
+        },
     },
 }
-_TYPE_ALIASES = {"resource_detection": "resourcedetection", "otlp_grpc": "otlp", "otlp_http": "otlphttp",
-                 "metrics_transform": "metricstransform", "k8s_attributes": "k8sattributes",
-                 "file_log": "filelog", "load_balancing": "loadbalancing",
-                 "prometheus_remote_write": "prometheusremotewrite"}
+_TYPE_ALIASES = {
+    "resource_detection": "resourcedetection",
+    "otlp_grpc": "otlp",
+    "otlp_http": "otlphttp",
+    "metrics_transform": "metricstransform",
+    "k8s_attributes": "k8sattributes",
+    "file_log": "filelog",
+    "load_balancing": "loadbalancing",
+    "prometheus_remote_write": "prometheusremotewrite",
+}
 
 
 @dataclass(frozen=True)
@@ -118,14 +178,17 @@ def render_production_config() -> dict[str, Any]:
     audit_is_not = f'attributes["{AUDIT_ATTRIBUTE}"] != "{AUDIT_VALUE}"'
     log_sending = {
         "sending_queue": {"enabled": True, "queue_size": 1000},
-        "retry_on_failure": {"enabled": True, "initial_interval": "1s", "max_interval": "30s",
-                             "max_elapsed_time": "5m"},
+        "retry_on_failure": {
+            "enabled": True,
+            "initial_interval": "1s",
+            "max_interval": "30s",
+            "max_elapsed_time": "5m",
+        },
     }
     return {
         "extensions": {"health_check": {"endpoint": HEALTH_CHECK_ENDPOINT}},
         "receivers": {
-            "otlp": {"protocols": {"grpc": {"endpoint": OTLP_GRPC_ENDPOINT},
-                                   "http": {"endpoint": OTLP_HTTP_ENDPOINT}}},
+            "otlp": {"protocols": {"grpc": {"endpoint": OTLP_GRPC_ENDPOINT}, "http": {"endpoint": OTLP_HTTP_ENDPOINT}}},
         },
         "processors": {
             "memory_limiter": {"check_interval": "1s", "limit_mib": 200, "spike_limit_mib": 50},
@@ -157,8 +220,10 @@ def render_production_config() -> dict[str, Any]:
                 "dimension_rollup_option": "NoDimensionRollup",
                 "resource_to_telemetry_conversion": {"enabled": True},
                 "metric_declarations": [
-                    {"dimensions": [list(dims) for dims in m.cloudwatch_dimension_sets()],
-                     "metric_name_selectors": [metric_selector(m.name)]}
+                    {
+                        "dimensions": [list(dims) for dims in m.cloudwatch_dimension_sets()],
+                        "metric_name_selectors": [metric_selector(m.name)],
+                    }
                     for m in metrics
                 ],
                 "metric_descriptors": [
@@ -166,30 +231,39 @@ def render_production_config() -> dict[str, Any]:
                 ],
             },
             "awscloudwatchlogs/application": {
-                "log_group_name": APPLICATION_LOG_GROUP, "log_stream_name": LOG_STREAM, **log_sending,
+                "log_group_name": APPLICATION_LOG_GROUP,
+                "log_stream_name": LOG_STREAM,
+                **log_sending,
             },
             "awscloudwatchlogs/audit": {
-                "log_group_name": AUDIT_LOG_GROUP, "log_stream_name": LOG_STREAM, **log_sending,
+                "log_group_name": AUDIT_LOG_GROUP,
+                "log_stream_name": LOG_STREAM,
+                **log_sending,
             },
         },
         "service": {
             "extensions": ["health_check"],
             "pipelines": {
-                "traces": {"receivers": ["otlp"],
-                           "processors": ["memory_limiter", "resourcedetection", "batch/traces"],
-                           "exporters": ["awsxray"]},
-                "metrics": {"receivers": ["otlp"],
-                            "processors": ["memory_limiter", "filter/catalog_metrics", "resourcedetection",
-                                           "batch/metrics"],
-                            "exporters": ["awsemf"]},
-                "logs/application": {"receivers": ["otlp"],
-                                     "processors": ["memory_limiter", "filter/application_logs",
-                                                    "resourcedetection", "batch/logs"],
-                                     "exporters": ["awscloudwatchlogs/application"]},
-                "logs/audit": {"receivers": ["otlp"],
-                               "processors": ["memory_limiter", "filter/audit_logs", "resourcedetection",
-                                              "batch/logs"],
-                               "exporters": ["awscloudwatchlogs/audit"]},
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": ["memory_limiter", "resourcedetection", "batch/traces"],
+                    "exporters": ["awsxray"],
+                },
+                "metrics": {
+                    "receivers": ["otlp"],
+                    "processors": ["memory_limiter", "filter/catalog_metrics", "resourcedetection", "batch/metrics"],
+                    "exporters": ["awsemf"],
+                },
+                "logs/application": {
+                    "receivers": ["otlp"],
+                    "processors": ["memory_limiter", "filter/application_logs", "resourcedetection", "batch/logs"],
+                    "exporters": ["awscloudwatchlogs/application"],
+                },
+                "logs/audit": {
+                    "receivers": ["otlp"],
+                    "processors": ["memory_limiter", "filter/audit_logs", "resourcedetection", "batch/logs"],
+                    "exporters": ["awscloudwatchlogs/audit"],
+                },
             },
         },
     }
@@ -207,23 +281,30 @@ _COMMENTS = {
     "processors/memory_limiter": "First in every pipeline: refuses data before the sidecar (256 MiB) runs out.",
     "processors/resourcedetection": (
         "Adds ECS/EC2 facts (task, cluster, region) without overriding the app's own resource attributes.\n"
-        "aws.log.* from the task's awslogs driver are off: they would beat awsxray's aws_log_groups."),
+        "aws.log.* from the task's awslogs driver are off: they would beat awsxray's aws_log_groups."
+    ),
     "processors/filter/catalog_metrics": (
         "Only catalog metrics reach awsemf; anything else (SDK self-metrics...) would still be written\n"
-        "to the EMF log group and billed as ingestion without becoming a CloudWatch metric."),
+        "to the EMF log group and billed as ingestion without becoming a CloudWatch metric."
+    ),
     "processors/filter/application_logs": (
         "ADOT ships no connector: two logs pipelines, each drops what is not its own.\n"
-        "A record is dropped when a condition is true. Here: audit records."),
+        "A record is dropped when a condition is true. Here: audit records."
+    ),
     "processors/filter/audit_logs": "Drops everything that is not an audit record (absent attribute included).",
     "processors/batch/traces": "One batch processor per signal, sized for its exporter.",
     "exporters/awsxray": "Route, method, status and tenant become searchable annotations.",
     "exporters/awsemf": (
         "Exactly the catalog's dimension sets (NoDimensionRollup), service.name and\n"
-        "deployment.environment.name on every one (resource_to_telemetry_conversion)."),
+        "deployment.environment.name on every one (resource_to_telemetry_conversion)."
+    ),
     "exporters/awscloudwatchlogs/application": (
-        "Groups are created by infra with their retention; the exporter only creates streams."),
-    "service": ("The OTLP receiver fans out to every pipeline of a signal: both logs pipelines see each\n"
-                "record, and their filters keep it in exactly one."),
+        "Groups are created by infra with their retention; the exporter only creates streams."
+    ),
+    "service": (
+        "The OTLP receiver fans out to every pipeline of a signal: both logs pipelines see each\n"
+        "record, and their filters keep it in exactly one."
+    ),
 }
 
 
@@ -333,8 +414,11 @@ def _metric_filter_names(config: Mapping[str, Any], processors: Iterable[str]) -
         for props, keep in ((include, True), (exclude, False)):
             if props is None:
                 continue
-            if not isinstance(props, dict) or props.get("match_type") != "strict" or set(props) - {
-                "match_type", "metric_names"}:
+            if (
+                not isinstance(props, dict)
+                or props.get("match_type") != "strict"
+                or set(props) - {"match_type", "metric_names"}
+            ):
                 return None
             listed = set(props.get("metric_names") or [])
             names = names & listed if keep else names - listed
@@ -375,7 +459,9 @@ def emitted_dimension_sets(config: Mapping[str, Any]) -> dict[str, set[tuple[str
                 continue
             body = _body(config, "exporters", exporter)
             conversion = body.get("resource_to_telemetry_conversion") or {}
-            resource = _resource_labels(bool(conversion.get("enabled")), bool(conversion.get("exclude_service_attributes")))
+            resource = _resource_labels(
+                bool(conversion.get("enabled")), bool(conversion.get("exclude_service_attributes"))
+            )
             option = body.get("dimension_rollup_option", "ZeroAndSingleDimensionRollup")
             declarations = [d for d in body.get("metric_declarations") or [] if isinstance(d, dict)]
             for name in names:
@@ -408,159 +494,6 @@ def _safe_search(pattern: str, text: str) -> bool:
         return False
 
 
-# --- the OTTL subset used by the log filters ---------------------------------------------
-
-
-class UnsupportedCondition(ValueError):
-    """An OTTL condition outside the subset kyo_otel can evaluate (and so cannot prove)."""
-
-
-@dataclass
-class LogView:
-    """The parts of one OTLP log record an OTTL log condition can look at."""
-
-    attributes: dict[str, Any] = field(default_factory=dict)
-    resource_attributes: dict[str, Any] = field(default_factory=dict)
-    severity_text: str = ""
-    severity_number: int = 0
-    body: Any = None
-
-
-_TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<num>-?\d+)|(?P<op>==|!=|\(|\)|\[|\]|\.)|(?P<word>[A-Za-z_][A-Za-z_0-9]*))""")
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    tokens, position = [], 0
-    text = text.strip()
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if not match or match.end() == position:
-            raise UnsupportedCondition(f"cannot read {text[position:]!r}")
-        kind = match.lastgroup or ""
-        tokens.append((kind, match.group(kind)))
-        position = match.end()
-    return tokens
-
-
-class _Parser:
-    """``a == b``, ``!=``, ``and``, ``or``, ``not``, parentheses; paths ``attributes["k"]``,
-    ``resource.attributes["k"]``, ``severity_text``, ``severity_number``, ``body``; string, integer,
-    ``true``/``false``/``nil`` literals. Anything else raises ``UnsupportedCondition``."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = _tokens(text)
-        self.i = 0
-
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
-
-    def take(self, value: str | None = None) -> tuple[str, str]:
-        token = self.peek()
-        if token is None or (value is not None and token[1] != value):
-            raise UnsupportedCondition(f"expected {value or 'more'} in {self.text!r}")
-        self.i += 1
-        return token
-
-    def parse(self) -> Any:
-        tree = self.or_()
-        if self.peek() is not None:
-            raise UnsupportedCondition(f"unexpected {self.peek()[1]!r} in {self.text!r}")  # type: ignore[index]
-        return tree
-
-    def or_(self) -> Any:
-        left = self.and_()
-        while self.peek() == ("word", "or"):
-            self.take()
-            left = ("or", left, self.and_())
-        return left
-
-    def and_(self) -> Any:
-        left = self.not_()
-        while self.peek() == ("word", "and"):
-            self.take()
-            left = ("and", left, self.not_())
-        return left
-
-    def not_(self) -> Any:
-        if self.peek() == ("word", "not"):
-            self.take()
-            return ("not", self.not_())
-        if self.peek() == ("op", "("):
-            self.take()
-            inner = self.or_()
-            self.take(")")
-            return inner
-        left = self.operand()
-        token = self.peek()
-        if token is None or token[1] not in ("==", "!="):
-            raise UnsupportedCondition(f"only == and != comparisons are supported in {self.text!r}")
-        op = self.take()[1]
-        return (op, left, self.operand())
-
-    def operand(self) -> Any:
-        kind, value = self.take()
-        if kind == "str":
-            return ("lit", json.loads(value))
-        if kind == "num":
-            return ("lit", int(value))
-        if kind != "word":
-            raise UnsupportedCondition(f"unexpected {value!r} in {self.text!r}")
-        if value in ("true", "false"):
-            return ("lit", value == "true")
-        if value == "nil":
-            return ("lit", None)
-        if value in ("severity_text", "severity_number", "body"):
-            return ("field", value)
-        if value == "resource":
-            self.take(".")
-            self.take("attributes")
-            return ("resource", self.key())
-        if value == "attributes":
-            return ("attr", self.key())
-        raise UnsupportedCondition(f"path or function {value!r} is not supported in {self.text!r}")
-
-    def key(self) -> str:
-        self.take("[")
-        kind, value = self.take()
-        if kind != "str":
-            raise UnsupportedCondition(f"attribute keys must be string literals in {self.text!r}")
-        self.take("]")
-        return json.loads(value)
-
-
-def parse_condition(text: str) -> Any:
-    """Parse one OTTL log condition of the supported subset (raises ``UnsupportedCondition``)."""
-    return _Parser(text).parse()
-
-
-def _evaluate(tree: Any, record: LogView) -> Any:
-    op = tree[0]
-    if op == "lit":
-        return tree[1]
-    if op == "attr":
-        return record.attributes.get(tree[1])
-    if op == "resource":
-        return record.resource_attributes.get(tree[1])
-    if op == "field":
-        return getattr(record, tree[1])
-    if op == "not":
-        return not _evaluate(tree[1], record)
-    if op == "and":
-        return bool(_evaluate(tree[1], record)) and bool(_evaluate(tree[2], record))
-    if op == "or":
-        return bool(_evaluate(tree[1], record)) or bool(_evaluate(tree[2], record))
-    left, right = _evaluate(tree[1], record), _evaluate(tree[2], record)
-    # OTTL: nil equals only nil; values of different types are not equal.
-    equal = left == right and (type(left) is type(right) or isinstance(left, (int, float)) and isinstance(right, (int, float)))
-    return equal if op == "==" else not equal
-
-
-def condition_matches(condition: str, record: LogView) -> bool:
-    """Whether one OTTL log condition is true for the record (true = the filter drops it)."""
-    return bool(_evaluate(parse_condition(condition), record))
-
-
 def filter_keeps_log(processor: Mapping[str, Any], record: LogView) -> bool:
     """Whether a filter processor's ``logs.log_record`` conditions let the record through."""
     logs = processor.get("logs") or {}
@@ -578,22 +511,6 @@ def pipeline_keeps_log(config: Mapping[str, Any], pipeline_name: str, record: Lo
             if not filter_keeps_log(_body(config, "processors", processor), record):
                 return False
     return True
-
-
-def log_view_from_otlp(resource_attributes: Iterable[Any], record: Any) -> LogView:
-    """A LogView of an OTLP protobuf LogRecord (and its resource's KeyValues), as the collector sees it."""
-
-    def value(any_value: Any) -> Any:
-        kind = any_value.WhichOneof("value")
-        return None if kind is None else getattr(any_value, kind)
-
-    return LogView(
-        attributes={kv.key: value(kv.value) for kv in record.attributes},
-        resource_attributes={kv.key: value(kv.value) for kv in resource_attributes},
-        severity_text=record.severity_text,
-        severity_number=int(record.severity_number),
-        body=value(record.body),
-    )
 
 
 def log_pipelines_by_group(config: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -627,8 +544,11 @@ def validate(config_or_path: Mapping[str, Any] | str | Path, *, target: str = "a
         try:
             config: Mapping[str, Any] = load_config(config_or_path)
         except (OSError, ValueError) as error:
-            return [Problem(str(config_or_path), f"cannot read the file ({error})",
-                            "point at a readable YAML collector config")]
+            return [
+                Problem(
+                    str(config_or_path), f"cannot read the file ({error})", "point at a readable YAML collector config"
+                )
+            ]
     else:
         config = config_or_path
     problems: list[Problem] = []
@@ -649,11 +569,21 @@ def _check_structure(config: Mapping[str, Any], target: str) -> list[Problem]:
     allowed_top = {"receivers", "processors", "exporters", "extensions", "connectors", "service"}
     for key in config:
         if key not in allowed_top:
-            problems.append(Problem(str(key), "is not a top-level collector config section",
-                                    "use only " + ", ".join(sorted(allowed_top))))
+            problems.append(
+                Problem(
+                    str(key),
+                    "is not a top-level collector config section",
+                    "use only " + ", ".join(sorted(allowed_top)),
+                )
+            )
     if target == "adot" and _section(config, "connectors"):
-        problems.append(Problem("connectors", "ADOT v0.49 ships no connector at all",
-                                "route with one pipeline per destination and a filter processor in each"))
+        problems.append(
+            Problem(
+                "connectors",
+                "ADOT v0.49 ships no connector at all",
+                "route with one pipeline per destination and a filter processor in each",
+            )
+        )
     shipped = adot_components()["adot_inclusion"]
     for kind in ("receivers", "processors", "exporters", "extensions"):
         for component_id in _section(config, kind):
@@ -661,8 +591,13 @@ def _check_structure(config: Mapping[str, Any], target: str) -> list[Problem]:
             if target == "adot":
                 names = {n.rstrip("*") for n in shipped[kind]}
                 if ctype not in names:
-                    problems.append(Problem(f"{kind}.{component_id}", f"ADOT v0.49 does not ship the {ctype} {kind[:-1]}",
-                                            f"use one of: {', '.join(sorted(names))}"))
+                    problems.append(
+                        Problem(
+                            f"{kind}.{component_id}",
+                            f"ADOT v0.49 does not ship the {ctype} {kind[:-1]}",
+                            f"use one of: {', '.join(sorted(names))}",
+                        )
+                    )
     return problems
 
 
@@ -704,9 +639,14 @@ def _check_keys(config: Mapping[str, Any], target: str) -> list[Problem]:
             where = f"{kind}.{component_id}"
             spec = _component_spec(kind, ctype, target)
             if spec is None:
-                problems.append(Problem(where, f"kyo_otel has no key table for the {ctype} {kind[:-1]}, so its keys "
-                                        "cannot be checked", "use a component listed in kyo_otel/adot_components.json, "
-                                        "or add its keys there from its Go Config"))
+                problems.append(
+                    Problem(
+                        where,
+                        f"kyo_otel has no key table for the {ctype} {kind[:-1]}, so its keys cannot be checked",
+                        "use a component listed in kyo_otel/adot_components.json, "
+                        "or add its keys there from its Go Config",
+                    )
+                )
                 continue
             if body is None:
                 body = {}
@@ -716,26 +656,42 @@ def _check_keys(config: Mapping[str, Any], target: str) -> list[Problem]:
             invalid = adot_components().get(kind, {}).get(ctype, {}).get("NOT_valid_keys", [])
             for key in body:
                 if key in invalid:
-                    problems.append(Problem(f"{where}.{key}", f"{ctype} has no {key} setting (its factory builds the "
-                                            "exporter without queue, retry or timeout helpers; the collector refuses "
-                                            "the key)", f"remove {key}"))
+                    problems.append(
+                        Problem(
+                            f"{where}.{key}",
+                            f"{ctype} has no {key} setting (its factory builds the "
+                            "exporter without queue, retry or timeout helpers; the collector refuses "
+                            "the key)",
+                            f"remove {key}",
+                        )
+                    )
             checked = {k: v for k, v in body.items() if k not in invalid}
             problems += _check_mapping(where, checked, "", spec["keys"], _nested_table(spec["nested"]), ctype)
             for required in spec["required"]:
                 if required not in body:
-                    problems.append(Problem(where, f"required key {required!r} is missing",
-                                            f"set {required} (the collector refuses to start without it)"))
+                    problems.append(
+                        Problem(
+                            where,
+                            f"required key {required!r} is missing",
+                            f"set {required} (the collector refuses to start without it)",
+                        )
+                    )
     return problems
 
 
-def _check_mapping(where: str, body: Mapping[str, Any], path: str, keys: list[str],
-                   nested: list[tuple[str, list[str]]], ctype: str) -> list[Problem]:
+def _check_mapping(
+    where: str, body: Mapping[str, Any], path: str, keys: list[str], nested: list[tuple[str, list[str]]], ctype: str
+) -> list[Problem]:
     problems = []
     for key, value in body.items():
         if key not in keys:
-            problems.append(Problem(f"{where}.{path + '.' if path else ''}{key}",
-                                    f"{key!r} is not a key the {ctype} config accepts (the collector refuses unknown keys)",
-                                    "use one of: " + ", ".join(keys)))
+            problems.append(
+                Problem(
+                    f"{where}.{path + '.' if path else ''}{key}",
+                    f"{key!r} is not a key the {ctype} config accepts (the collector refuses unknown keys)",
+                    "use one of: " + ", ".join(keys),
+                )
+            )
             continue
         child = f"{path}.{key}" if path else str(key)
         if isinstance(value, dict):
@@ -774,16 +730,22 @@ def _check_pipelines(config: Mapping[str, Any]) -> list[Problem]:
             problems.append(Problem(f"service.{key}", "is not a service key", "use extensions, pipelines, telemetry"))
     pipelines = _pipelines(config)
     if not pipelines:
-        problems.append(Problem("service.pipelines", "no pipeline is defined", "define traces, metrics and logs pipelines"))
+        problems.append(
+            Problem("service.pipelines", "no pipeline is defined", "define traces, metrics and logs pipelines")
+        )
     used: dict[str, set[str]] = {kind: set() for kind in ("receivers", "processors", "exporters")}
     for name, pipeline in pipelines.items():
         signal = name.split("/", 1)[0]
         where = f"service.pipelines.{name}"
         if signal not in SIGNALS:
-            problems.append(Problem(where, f"{signal!r} is not a signal", "name pipelines traces, metrics or logs[/name]"))
+            problems.append(
+                Problem(where, f"{signal!r} is not a signal", "name pipelines traces, metrics or logs[/name]")
+            )
         for key in pipeline:
             if key not in ("receivers", "processors", "exporters"):
-                problems.append(Problem(f"{where}.{key}", "is not a pipeline key", "use receivers, processors, exporters"))
+                problems.append(
+                    Problem(f"{where}.{key}", "is not a pipeline key", "use receivers, processors, exporters")
+                )
         for kind in ("receivers", "processors", "exporters"):
             ids = _ids(pipeline, kind)
             if kind != "processors" and not ids:
@@ -791,39 +753,79 @@ def _check_pipelines(config: Mapping[str, Any]) -> list[Problem]:
             for component_id in ids:
                 used[kind].add(component_id)
                 if component_id not in _section(config, kind):
-                    problems.append(Problem(f"{where}.{kind}", f"{component_id!r} is not defined under {kind}",
-                                            f"define {component_id} under {kind}: or remove it from the pipeline"))
+                    problems.append(
+                        Problem(
+                            f"{where}.{kind}",
+                            f"{component_id!r} is not defined under {kind}",
+                            f"define {component_id} under {kind}: or remove it from the pipeline",
+                        )
+                    )
                 ctype = component_type(component_id)
                 if kind == "exporters" and ctype in _EXPORTER_SIGNALS and signal not in _EXPORTER_SIGNALS[ctype]:
-                    problems.append(Problem(f"{where}.exporters", f"{ctype} exports only {'/'.join(_EXPORTER_SIGNALS[ctype])}",
-                                            f"move {component_id} to a {'/'.join(_EXPORTER_SIGNALS[ctype])} pipeline"))
+                    problems.append(
+                        Problem(
+                            f"{where}.exporters",
+                            f"{ctype} exports only {'/'.join(_EXPORTER_SIGNALS[ctype])}",
+                            f"move {component_id} to a {'/'.join(_EXPORTER_SIGNALS[ctype])} pipeline",
+                        )
+                    )
                 if kind == "processors" and ctype == "filter" and signal in SIGNALS:
                     body = _body(config, "processors", component_id)
-                    own = {"traces": ("traces", "spans", "trace_conditions"), "metrics": ("metrics", "metric_conditions"),
-                           "logs": ("logs", "log_conditions")}[signal]
+                    own = {
+                        "traces": ("traces", "spans", "trace_conditions"),
+                        "metrics": ("metrics", "metric_conditions"),
+                        "logs": ("logs", "log_conditions"),
+                    }[signal]
                     if body and not any(k in body for k in own):
-                        problems.append(Problem(f"{where}.processors", f"filter {component_id} has no {signal} "
-                                                "conditions, so it filters nothing here", f"give it a {own[0]}: section "
-                                                "or remove it from this pipeline"))
+                        problems.append(
+                            Problem(
+                                f"{where}.processors",
+                                f"filter {component_id} has no {signal} conditions, so it filters nothing here",
+                                f"give it a {own[0]}: section or remove it from this pipeline",
+                            )
+                        )
         processors = _ids(pipeline, "processors")
-        if "memory_limiter" in {component_type(p) for p in processors} and component_type(processors[0]) != "memory_limiter":
-            problems.append(Problem(f"{where}.processors", "memory_limiter is not first",
-                                    "put memory_limiter first so it refuses data before other processors hold it"))
+        if (
+            "memory_limiter" in {component_type(p) for p in processors}
+            and component_type(processors[0]) != "memory_limiter"
+        ):
+            problems.append(
+                Problem(
+                    f"{where}.processors",
+                    "memory_limiter is not first",
+                    "put memory_limiter first so it refuses data before other processors hold it",
+                )
+            )
     for kind, ids in used.items():
         for component_id in _section(config, kind):
             if component_id not in ids:
-                problems.append(Problem(f"{kind}.{component_id}", "is defined but used by no pipeline, so the collector "
-                                        "never runs it and the file says something that does not happen",
-                                        "add it to a pipeline or delete it"))
+                problems.append(
+                    Problem(
+                        f"{kind}.{component_id}",
+                        "is defined but used by no pipeline, so the collector "
+                        "never runs it and the file says something that does not happen",
+                        "add it to a pipeline or delete it",
+                    )
+                )
     extensions = service.get("extensions") or []
     for extension in extensions:
         if extension not in _section(config, "extensions"):
-            problems.append(Problem("service.extensions", f"{extension!r} is not defined under extensions",
-                                    f"define {extension} under extensions: or remove it"))
+            problems.append(
+                Problem(
+                    "service.extensions",
+                    f"{extension!r} is not defined under extensions",
+                    f"define {extension} under extensions: or remove it",
+                )
+            )
     for extension in _section(config, "extensions"):
         if extension not in extensions:
-            problems.append(Problem(f"extensions.{extension}", "is defined but not enabled in service.extensions",
-                                    f"add {extension} to service.extensions or delete it"))
+            problems.append(
+                Problem(
+                    f"extensions.{extension}",
+                    "is defined but not enabled in service.extensions",
+                    f"add {extension} to service.extensions or delete it",
+                )
+            )
     return problems
 
 
@@ -842,16 +844,29 @@ def _check_receivers(config: Mapping[str, Any]) -> list[Problem]:
             continue
         protocols = (body or {}).get("protocols") if isinstance(body, dict) else None
         if not isinstance(protocols, dict) or not protocols:
-            problems.append(Problem(f"receivers.{receiver_id}", "enables no protocol",
-                                    "list protocols: grpc: and/or http: (an empty mapping enables one)"))
+            problems.append(
+                Problem(
+                    f"receivers.{receiver_id}",
+                    "enables no protocol",
+                    "list protocols: grpc: and/or http: (an empty mapping enables one)",
+                )
+            )
             continue
         for protocol, settings in protocols.items():
-            endpoint = (settings or {}).get("endpoint", defaults.get(protocol, "")) if isinstance(settings, dict) else defaults.get(protocol, "")
+            endpoint = (
+                (settings or {}).get("endpoint", defaults.get(protocol, ""))
+                if isinstance(settings, dict)
+                else defaults.get(protocol, "")
+            )
             host, _ = _host_port(endpoint)
             if host not in LOOPBACK_HOSTS:
-                problems.append(Problem(f"receivers.{receiver_id}.protocols.{protocol}.endpoint",
-                                        f"{endpoint!r} listens beyond this task (the app shares the task's localhost)",
-                                        f"bind to {defaults.get(protocol, 'localhost:<port>')}"))
+                problems.append(
+                    Problem(
+                        f"receivers.{receiver_id}.protocols.{protocol}.endpoint",
+                        f"{endpoint!r} listens beyond this task (the app shares the task's localhost)",
+                        f"bind to {defaults.get(protocol, 'localhost:<port>')}",
+                    )
+                )
     return problems
 
 
@@ -859,86 +874,148 @@ def _check_production(config: Mapping[str, Any]) -> list[Problem]:
     problems = []
     for exporter_id in _section(config, "exporters"):
         if component_type(exporter_id) in ("debug", "logging", "file"):
-            problems.append(Problem(f"exporters.{exporter_id}", "a debug exporter in production prints every span, "
-                                    "point and log record (personal data, cost)",
-                                    "remove it; use collector/otel-collector.local.yaml to see telemetry locally"))
+            problems.append(
+                Problem(
+                    f"exporters.{exporter_id}",
+                    "a debug exporter in production prints every span, point and log record (personal data, cost)",
+                    "remove it; use collector/otel-collector.local.yaml to see telemetry locally",
+                )
+            )
     processors = _section(config, "processors")
     for processor_id, body in processors.items():
         ctype = component_type(processor_id)
         if ctype == "memory_limiter" and isinstance(body, dict):
             if not body.get("check_interval"):
-                problems.append(Problem(f"processors.{processor_id}", "check_interval is missing (no default)",
-                                        "set check_interval: 1s"))
+                problems.append(
+                    Problem(
+                        f"processors.{processor_id}", "check_interval is missing (no default)", "set check_interval: 1s"
+                    )
+                )
             if not (body.get("limit_mib") or body.get("limit_percentage")):
-                problems.append(Problem(f"processors.{processor_id}", "neither limit_mib nor limit_percentage is set",
-                                        "set limit_mib below the sidecar's memory limit"))
+                problems.append(
+                    Problem(
+                        f"processors.{processor_id}",
+                        "neither limit_mib nor limit_percentage is set",
+                        "set limit_mib below the sidecar's memory limit",
+                    )
+                )
         if ctype == "resourcedetection" and isinstance(body, dict):
             if body.get("override", True):
-                problems.append(Problem(f"processors.{processor_id}", "override is true (the default): detected "
-                                        "values replace the app's own resource attributes", "set override: false"))
+                problems.append(
+                    Problem(
+                        f"processors.{processor_id}",
+                        "override is true (the default): detected values replace the app's own resource attributes",
+                        "set override: false",
+                    )
+                )
             detectors = body.get("detectors") or ["env"]
             if "ecs" in detectors:
-                attributes = ((body.get("ecs") or {}).get("resource_attributes") or {})
+                attributes = (body.get("ecs") or {}).get("resource_attributes") or {}
                 for name in ("aws.log.group.names", "aws.log.group.arns"):
                     if (attributes.get(name) or {}).get("enabled", True):
-                        problems.append(Problem(f"processors.{processor_id}.ecs", f"{name} is enabled: the task's "
-                                                "awslogs group would beat awsxray's aws_log_groups",
-                                                f"set ecs.resource_attributes.{name}.enabled: false"))
+                        problems.append(
+                            Problem(
+                                f"processors.{processor_id}.ecs",
+                                f"{name} is enabled: the task's awslogs group would beat awsxray's aws_log_groups",
+                                f"set ecs.resource_attributes.{name}.enabled: false",
+                            )
+                        )
     for name, pipeline in _pipelines(config).items():
         processors_used = {component_type(p) for p in _ids(pipeline, "processors")}
         for needed in ("memory_limiter", "batch"):
             if needed not in processors_used:
-                problems.append(Problem(f"service.pipelines.{name}", f"has no {needed} processor",
-                                        f"add {needed} ({'first' if needed == 'memory_limiter' else 'last'})"))
+                problems.append(
+                    Problem(
+                        f"service.pipelines.{name}",
+                        f"has no {needed} processor",
+                        f"add {needed} ({'first' if needed == 'memory_limiter' else 'last'})",
+                    )
+                )
     extensions = _section(config, "extensions")
     if not any(component_type(e) == "health_check" for e in extensions):
-        problems.append(Problem("extensions", "no health_check extension: the container health check has nothing to ask",
-                                f"add health_check: {{endpoint: {HEALTH_CHECK_ENDPOINT}}} and enable it"))
+        problems.append(
+            Problem(
+                "extensions",
+                "no health_check extension: the container health check has nothing to ask",
+                f"add health_check: {{endpoint: {HEALTH_CHECK_ENDPOINT}}} and enable it",
+            )
+        )
     for extension_id, body in extensions.items():
         if component_type(extension_id) == "health_check":
             endpoint = (body or {}).get("endpoint", "localhost:13133") if isinstance(body, dict) else "localhost:13133"
             if _host_port(endpoint)[1] != "13133":
-                problems.append(Problem(f"extensions.{extension_id}.endpoint", f"{endpoint!r}: ADOT's /healthcheck "
-                                        "binary asks port 13133", f"use {HEALTH_CHECK_ENDPOINT}"))
+                problems.append(
+                    Problem(
+                        f"extensions.{extension_id}.endpoint",
+                        f"{endpoint!r}: ADOT's /healthcheck binary asks port 13133",
+                        f"use {HEALTH_CHECK_ENDPOINT}",
+                    )
+                )
     return problems
 
 
 def _check_metrics(config: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     catalog_names = {m.name for m in catalog.METRICS}
-    emf_pipelines = [(name, p) for name, p in _pipelines(config).items()
-                     if name.split("/", 1)[0] == "metrics"
-                     and any(component_type(e) == "awsemf" for e in _ids(p, "exporters"))]
+    emf_pipelines = [
+        (name, p)
+        for name, p in _pipelines(config).items()
+        if name.split("/", 1)[0] == "metrics" and any(component_type(e) == "awsemf" for e in _ids(p, "exporters"))
+    ]
     if not emf_pipelines:
-        return [Problem("service.pipelines", "no metrics pipeline exports to awsemf",
-                        "add a metrics pipeline otlp -> filter -> awsemf")]
+        return [
+            Problem(
+                "service.pipelines",
+                "no metrics pipeline exports to awsemf",
+                "add a metrics pipeline otlp -> filter -> awsemf",
+            )
+        ]
     for pipeline_name, pipeline in emf_pipelines:
         where = f"service.pipelines.{pipeline_name}"
-        filters = [p for p in _ids(pipeline, "processors") if component_type(p) == "filter"
-                   and "metrics" in _body(config, "processors", p)]
+        filters = [
+            p
+            for p in _ids(pipeline, "processors")
+            if component_type(p) == "filter" and "metrics" in _body(config, "processors", p)
+        ]
         if not filters:
-            problems.append(Problem(where, "no filter processor drops metrics outside the catalog before awsemf "
-                                    "(they would be written to the EMF log group and billed)",
-                                    "add a filter with metrics.include match_type strict and the catalog's names"))
+            problems.append(
+                Problem(
+                    where,
+                    "no filter processor drops metrics outside the catalog before awsemf "
+                    "(they would be written to the EMF log group and billed)",
+                    "add a filter with metrics.include match_type strict and the catalog's names",
+                )
+            )
         else:
             for filter_id in filters:
                 metrics = _body(config, "processors", filter_id)["metrics"]
                 include = metrics.get("include") if isinstance(metrics, dict) else None
-                if (not isinstance(include, dict) or include.get("match_type") != "strict"
-                        or set(metrics) - {"include"}):
-                    problems.append(Problem(f"processors.{filter_id}.metrics", "is not a strict include list, so "
-                                            "kyo_otel cannot prove what reaches awsemf",
-                                            "use include: {match_type: strict, metric_names: [catalog names]}"))
+                if not isinstance(include, dict) or include.get("match_type") != "strict" or set(metrics) - {"include"}:
+                    problems.append(
+                        Problem(
+                            f"processors.{filter_id}.metrics",
+                            "is not a strict include list, so kyo_otel cannot prove what reaches awsemf",
+                            "use include: {match_type: strict, metric_names: [catalog names]}",
+                        )
+                    )
                     continue
                 listed = set(include.get("metric_names") or [])
                 for name in sorted(catalog_names - listed):
-                    problems.append(Problem(f"processors.{filter_id}.metrics.include.metric_names",
-                                            f"catalog metric {name!r} is dropped before awsemf",
-                                            f"add {name} (or regenerate with `python -m kyo_otel.collector render`)"))
+                    problems.append(
+                        Problem(
+                            f"processors.{filter_id}.metrics.include.metric_names",
+                            f"catalog metric {name!r} is dropped before awsemf",
+                            f"add {name} (or regenerate with `python -m kyo_otel.collector render`)",
+                        )
+                    )
                 for name in sorted(listed - catalog_names):
-                    problems.append(Problem(f"processors.{filter_id}.metrics.include.metric_names",
-                                            f"{name!r} is not in the catalog, so it gets through undeclared",
-                                            f"remove {name}, or add it to kyo_otel/catalog.py"))
+                    problems.append(
+                        Problem(
+                            f"processors.{filter_id}.metrics.include.metric_names",
+                            f"{name!r} is not in the catalog, so it gets through undeclared",
+                            f"remove {name}, or add it to kyo_otel/catalog.py",
+                        )
+                    )
         for exporter_id in _ids(pipeline, "exporters"):
             if component_type(exporter_id) == "awsemf":
                 problems += _check_awsemf(exporter_id, _body(config, "exporters", exporter_id))
@@ -949,14 +1026,23 @@ def _check_metrics(config: Mapping[str, Any]) -> list[Problem]:
         if got is None:
             continue  # reported above: the filter drops it
         for dims in sorted(expected - got):
-            problems.append(Problem(f"exporters.awsemf.metric_declarations ({spec.name})",
-                                    f"catalog dimension set {list(dims)} is not emitted",
-                                    "declare it in a metric_declaration whose selector matches "
-                                    f"{metric_selector(spec.name)} (and keep resource_to_telemetry_conversion on)"))
+            problems.append(
+                Problem(
+                    f"exporters.awsemf.metric_declarations ({spec.name})",
+                    f"catalog dimension set {list(dims)} is not emitted",
+                    "declare it in a metric_declaration whose selector matches "
+                    f"{metric_selector(spec.name)} (and keep resource_to_telemetry_conversion on)",
+                )
+            )
         for dims in sorted(got - expected):
-            problems.append(Problem(f"exporters.awsemf.metric_declarations ({spec.name})",
-                                    f"dimension set {list(dims)} is emitted but not in the catalog (a billed metric "
-                                    "no alarm or dashboard knows)", "remove it, or add it to the catalog"))
+            problems.append(
+                Problem(
+                    f"exporters.awsemf.metric_declarations ({spec.name})",
+                    f"dimension set {list(dims)} is emitted but not in the catalog (a billed metric "
+                    "no alarm or dashboard knows)",
+                    "remove it, or add it to the catalog",
+                )
+            )
     return problems
 
 
@@ -964,18 +1050,37 @@ def _check_awsemf(exporter_id: str, body: Mapping[str, Any]) -> list[Problem]:
     where = f"exporters.{exporter_id}"
     problems = []
     if body.get("namespace") != catalog.NAMESPACE:
-        problems.append(Problem(f"{where}.namespace", f"{body.get('namespace')!r} is not the catalog's namespace",
-                                f"set namespace: {catalog.NAMESPACE}"))
+        problems.append(
+            Problem(
+                f"{where}.namespace",
+                f"{body.get('namespace')!r} is not the catalog's namespace",
+                f"set namespace: {catalog.NAMESPACE}",
+            )
+        )
     if body.get("dimension_rollup_option") != "NoDimensionRollup":
-        problems.append(Problem(f"{where}.dimension_rollup_option", "rollups add dimension sets the catalog does not "
-                                "declare (each a billed custom metric)", "set dimension_rollup_option: NoDimensionRollup"))
+        problems.append(
+            Problem(
+                f"{where}.dimension_rollup_option",
+                "rollups add dimension sets the catalog does not declare (each a billed custom metric)",
+                "set dimension_rollup_option: NoDimensionRollup",
+            )
+        )
     if not (body.get("resource_to_telemetry_conversion") or {}).get("enabled"):
-        problems.append(Problem(f"{where}.resource_to_telemetry_conversion", "is off: service.name and "
-                                "deployment.environment.name cannot become dimensions",
-                                "set resource_to_telemetry_conversion: {enabled: true}"))
+        problems.append(
+            Problem(
+                f"{where}.resource_to_telemetry_conversion",
+                "is off: service.name and deployment.environment.name cannot become dimensions",
+                "set resource_to_telemetry_conversion: {enabled: true}",
+            )
+        )
     if not body.get("log_group_name"):
-        problems.append(Problem(f"{where}.log_group_name", "is not set (defaults to /metrics/<namespace>, which the "
-                                "IAM policy and infra do not know)", f"set log_group_name: {METRICS_LOG_GROUP}"))
+        problems.append(
+            Problem(
+                f"{where}.log_group_name",
+                "is not set (defaults to /metrics/<namespace>, which the IAM policy and infra do not know)",
+                f"set log_group_name: {METRICS_LOG_GROUP}",
+            )
+        )
     catalog_names = {m.name for m in catalog.METRICS}
     for index, declaration in enumerate(body.get("metric_declarations") or []):
         dwhere = f"{where}.metric_declarations[{index}]"
@@ -983,45 +1088,79 @@ def _check_awsemf(exporter_id: str, body: Mapping[str, Any]) -> list[Problem]:
             continue
         selectors = declaration.get("metric_name_selectors") or []
         if not selectors:
-            problems.append(Problem(dwhere, "has no metric_name_selectors (awsemf drops the declaration)",
-                                    "add metric_name_selectors: [^<metric name>$]"))
+            problems.append(
+                Problem(
+                    dwhere,
+                    "has no metric_name_selectors (awsemf drops the declaration)",
+                    "add metric_name_selectors: [^<metric name>$]",
+                )
+            )
         for selector in selectors:
             try:
                 re.compile(str(selector))
             except re.error as error:
-                problems.append(Problem(dwhere, f"selector '{selector}' is not a valid regex ({error})",
-                                        "use ^<metric name>$ with dots escaped"))
+                problems.append(
+                    Problem(
+                        dwhere,
+                        f"selector '{selector}' is not a valid regex ({error})",
+                        "use ^<metric name>$ with dots escaped",
+                    )
+                )
                 continue
             matched = [n for n in catalog_names if re.search(str(selector), n)]
             if not matched:
-                problems.append(Problem(dwhere, f"selector '{selector}' names no catalog metric",
-                                        "remove the declaration or fix the name"))
+                problems.append(
+                    Problem(
+                        dwhere,
+                        f"selector '{selector}' names no catalog metric",
+                        "remove the declaration or fix the name",
+                    )
+                )
             elif not (str(selector).startswith("^") and str(selector).endswith("$")):
-                problems.append(Problem(dwhere, f"selector '{selector}' is not anchored and may match future metrics",
-                                        f"use {metric_selector(matched[0])}"))
+                problems.append(
+                    Problem(
+                        dwhere,
+                        f"selector '{selector}' is not anchored and may match future metrics",
+                        f"use {metric_selector(matched[0])}",
+                    )
+                )
         for dims in declaration.get("dimensions") or []:
             if len(dims or []) > 10:
-                problems.append(Problem(dwhere, f"dimension set {dims} has more than 10 names (awsemf drops it)",
-                                        "split it"))
+                problems.append(
+                    Problem(dwhere, f"dimension set {dims} has more than 10 names (awsemf drops it)", "split it")
+                )
     descriptors = {d.get("metric_name"): d for d in body.get("metric_descriptors") or [] if isinstance(d, dict)}
     for spec in catalog.METRICS:
         descriptor = descriptors.get(spec.name)
         if descriptor is None:
-            problems.append(Problem(f"{where}.metric_descriptors", f"{spec.name} has no descriptor, so CloudWatch gets "
-                                    f"the OTel unit {spec.unit!r}", f"add {{metric_name: {spec.name}, unit: "
-                                    f"{spec.cloudwatch_unit}, overwrite: true}}"))
+            problems.append(
+                Problem(
+                    f"{where}.metric_descriptors",
+                    f"{spec.name} has no descriptor, so CloudWatch gets the OTel unit {spec.unit!r}",
+                    f"add {{metric_name: {spec.name}, unit: {spec.cloudwatch_unit}, overwrite: true}}",
+                )
+            )
         elif descriptor.get("unit") != spec.cloudwatch_unit or descriptor.get("overwrite") is not True:
-            problems.append(Problem(f"{where}.metric_descriptors ({spec.name})",
-                                    f"unit {descriptor.get('unit')!r}, overwrite {descriptor.get('overwrite')!r}",
-                                    f"set unit: {spec.cloudwatch_unit} and overwrite: true"))
+            problems.append(
+                Problem(
+                    f"{where}.metric_descriptors ({spec.name})",
+                    f"unit {descriptor.get('unit')!r}, overwrite {descriptor.get('overwrite')!r}",
+                    f"set unit: {spec.cloudwatch_unit} and overwrite: true",
+                )
+            )
     for name, descriptor in descriptors.items():
         if name not in catalog_names:
-            problems.append(Problem(f"{where}.metric_descriptors ({name})", "names a metric the catalog lacks",
-                                    "remove it"))
+            problems.append(
+                Problem(f"{where}.metric_descriptors ({name})", "names a metric the catalog lacks", "remove it")
+            )
         if descriptor.get("unit") not in CLOUDWATCH_UNITS:
-            problems.append(Problem(f"{where}.metric_descriptors ({name})",
-                                    f"{descriptor.get('unit')!r} is not a CloudWatch unit (awsemf drops the descriptor)",
-                                    "use Seconds, Milliseconds, Bytes, Count, Percent, None..."))
+            problems.append(
+                Problem(
+                    f"{where}.metric_descriptors ({name})",
+                    f"{descriptor.get('unit')!r} is not a CloudWatch unit (awsemf drops the descriptor)",
+                    "use Seconds, Milliseconds, Bytes, Count, Percent, None...",
+                )
+            )
     return problems
 
 
@@ -1030,8 +1169,13 @@ def _check_log_split(config: Mapping[str, Any]) -> list[Problem]:
     groups = log_pipelines_by_group(config)
     for group in (APPLICATION_LOG_GROUP, AUDIT_LOG_GROUP):
         if group not in groups:
-            problems.append(Problem("service.pipelines", f"no logs pipeline writes to {group}",
-                                    f"add a logs pipeline with an awscloudwatchlogs exporter for {group}"))
+            problems.append(
+                Problem(
+                    "service.pipelines",
+                    f"no logs pipeline writes to {group}",
+                    f"add a logs pipeline with an awscloudwatchlogs exporter for {group}",
+                )
+            )
     audit = LogView(attributes={AUDIT_ATTRIBUTE: AUDIT_VALUE})
     application = LogView(attributes={"code.function.name": "send"})
     for group, pipelines in groups.items():
@@ -1041,25 +1185,47 @@ def _check_log_split(config: Mapping[str, Any]) -> list[Problem]:
                 keeps_audit = pipeline_keeps_log(config, pipeline, audit)
                 keeps_application = pipeline_keeps_log(config, pipeline, application)
             except UnsupportedCondition as error:
-                problems.append(Problem(where, f"its log filter cannot be checked ({error})",
-                                        f'use logs.log_record conditions like attributes["{AUDIT_ATTRIBUTE}"] == "{AUDIT_VALUE}"'))
+                problems.append(
+                    Problem(
+                        where,
+                        f"its log filter cannot be checked ({error})",
+                        f'use logs.log_record conditions like attributes["{AUDIT_ATTRIBUTE}"] == "{AUDIT_VALUE}"',
+                    )
+                )
                 continue
             if group == AUDIT_LOG_GROUP:
                 if not keeps_audit:
-                    problems.append(Problem(where, "drops audit records", f"keep records with {AUDIT_ATTRIBUTE}={AUDIT_VALUE}"))
+                    problems.append(
+                        Problem(where, "drops audit records", f"keep records with {AUDIT_ATTRIBUTE}={AUDIT_VALUE}")
+                    )
                 if keeps_application:
-                    problems.append(Problem(where, f"lets application records into {group}",
-                                            f'drop them: logs.log_record: [\'attributes["{AUDIT_ATTRIBUTE}"] != "{AUDIT_VALUE}"\']'))
+                    problems.append(
+                        Problem(
+                            where,
+                            f"lets application records into {group}",
+                            f'drop them: logs.log_record: [\'attributes["{AUDIT_ATTRIBUTE}"] != "{AUDIT_VALUE}"\']',
+                        )
+                    )
             else:
                 if keeps_audit:
-                    problems.append(Problem(where, f"lets audit records into {group}",
-                                            f'drop them: logs.log_record: [\'attributes["{AUDIT_ATTRIBUTE}"] == "{AUDIT_VALUE}"\']'))
+                    problems.append(
+                        Problem(
+                            where,
+                            f"lets audit records into {group}",
+                            f'drop them: logs.log_record: [\'attributes["{AUDIT_ATTRIBUTE}"] == "{AUDIT_VALUE}"\']',
+                        )
+                    )
                 if group == APPLICATION_LOG_GROUP and not keeps_application:
                     problems.append(Problem(where, "drops application records", "fix its filter conditions"))
     for exporter_id, body in _section(config, "exporters").items():
         if component_type(exporter_id) == "awscloudwatchlogs" and isinstance(body, dict) and body.get("raw_log"):
-            problems.append(Problem(f"exporters.{exporter_id}.raw_log", "writes only the body: severity, trace_id and "
-                                    "attributes are lost", "remove raw_log"))
+            problems.append(
+                Problem(
+                    f"exporters.{exporter_id}.raw_log",
+                    "writes only the body: severity, trace_id and attributes are lost",
+                    "remove raw_log",
+                )
+            )
     return problems
 
 
@@ -1071,11 +1237,21 @@ def _check_traces(config: Mapping[str, Any]) -> list[Problem]:
         indexed = set(body.get("indexed_attributes") or [])
         for name in INDEXED_SPAN_ATTRIBUTES:
             if name not in indexed and not body.get("index_all_attributes"):
-                problems.append(Problem(f"exporters.{exporter_id}.indexed_attributes", f"{name} is not indexed, so "
-                                        "X-Ray cannot search by it", f"add {name}"))
+                problems.append(
+                    Problem(
+                        f"exporters.{exporter_id}.indexed_attributes",
+                        f"{name} is not indexed, so X-Ray cannot search by it",
+                        f"add {name}",
+                    )
+                )
         if APPLICATION_LOG_GROUP not in (body.get("aws_log_groups") or []):
-            problems.append(Problem(f"exporters.{exporter_id}.aws_log_groups", "traces are not linked to the "
-                                    "application log group", f"set aws_log_groups: [{APPLICATION_LOG_GROUP}]"))
+            problems.append(
+                Problem(
+                    f"exporters.{exporter_id}.aws_log_groups",
+                    "traces are not linked to the application log group",
+                    f"set aws_log_groups: [{APPLICATION_LOG_GROUP}]",
+                )
+            )
     return problems
 
 

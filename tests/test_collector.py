@@ -11,21 +11,20 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import redis as redis_lib
 
 import kyo_otel
-from kyo_otel import catalog, collector
+from kyo_otel import catalog, collector, ottl
 from kyo_otel.collector import (
     APPLICATION_LOG_GROUP,
     AUDIT_ATTRIBUTE,
     AUDIT_LOG_GROUP,
     AUDIT_VALUE,
-    LogView,
     emitted_dimension_sets,
     load_config,
     render_production_config,
     validate,
 )
+from kyo_otel.ottl import LogView
 from tests.support.otlp_receiver import OtlpReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,8 +83,10 @@ def test_production_config_uses_only_what_adot_ships_and_routes_audit_without_co
         for component_id in config[kind]:
             assert collector.component_type(component_id) in {n.rstrip("*") for n in shipped[kind]}
     assert "connectors" not in config
-    assert collector.log_pipelines_by_group(config) == {APPLICATION_LOG_GROUP: ["logs/application"],
-                                                        AUDIT_LOG_GROUP: ["logs/audit"]}
+    assert collector.log_pipelines_by_group(config) == {
+        APPLICATION_LOG_GROUP: ["logs/application"],
+        AUDIT_LOG_GROUP: ["logs/audit"],
+    }
     resource_detection = config["processors"]["resourcedetection"]
     assert resource_detection["override"] is False
     assert set(resource_detection["detectors"]) == {"env", "ecs", "ec2"}
@@ -121,7 +122,8 @@ def test_without_resource_conversion_service_and_environment_are_never_dimension
 def test_a_catalog_metric_missing_from_the_declarations_is_reported(config):
     declarations = config["exporters"]["awsemf"]["metric_declarations"]
     config["exporters"]["awsemf"]["metric_declarations"] = [
-        d for d in declarations if d["metric_name_selectors"] != [collector.metric_selector("kyo.otp.sent")]]
+        d for d in declarations if d["metric_name_selectors"] != [collector.metric_selector("kyo.otp.sent")]
+    ]
     assert emitted_dimension_sets(config)["kyo.otp.sent"] == set()
     found = problems_about(config, "kyo.otp.sent", "is not emitted")
     assert len(found) == len(catalog.OTP_SENT.dimension_sets)
@@ -138,7 +140,8 @@ def test_a_missing_dimension_set_and_an_extra_one_are_both_reported(config):
 
 def test_a_declaration_for_a_metric_the_catalog_lacks_is_reported(config):
     config["exporters"]["awsemf"]["metric_declarations"].append(
-        {"dimensions": [["service.name"]], "metric_name_selectors": ["^kyo\\.otp\\.resent$"]})
+        {"dimensions": [["service.name"]], "metric_name_selectors": ["^kyo\\.otp\\.resent$"]}
+    )
     assert problems_about(config, "^kyo\\.otp\\.resent$", "names no catalog metric")
 
 
@@ -278,7 +281,9 @@ def app_log_records():
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
-                views[scopes[scope_logs.scope.name]] = collector.log_view_from_otlp(resource_logs.resource.attributes, record)
+                views[scopes[scope_logs.scope.name]] = ottl.log_view_from_otlp(
+                    resource_logs.resource.attributes, record
+                )
     assert set(views) == {"application", "audit"}
     return views["application"], views["audit"]
 
@@ -291,8 +296,12 @@ def test_audit_records_reach_only_the_audit_group_and_application_records_only_t
     assert application.resource_attributes["service.name"]  # the resource travels with the record
 
     def groups_reached(record: LogView) -> set[str]:
-        return {group for group, pipelines in collector.log_pipelines_by_group(config).items()
-                for pipeline in pipelines if collector.pipeline_keeps_log(config, pipeline, record)}
+        return {
+            group
+            for group, pipelines in collector.log_pipelines_by_group(config).items()
+            for pipeline in pipelines
+            if collector.pipeline_keeps_log(config, pipeline, record)
+        }
 
     assert groups_reached(audit) == {AUDIT_LOG_GROUP}
     assert groups_reached(application) == {APPLICATION_LOG_GROUP}
@@ -301,7 +310,9 @@ def test_audit_records_reach_only_the_audit_group_and_application_records_only_t
 def test_swapped_or_missing_audit_filters_are_reported(config):
     processors = config["processors"]
     processors["filter/application_logs"], processors["filter/audit_logs"] = (
-        processors["filter/audit_logs"], processors["filter/application_logs"])
+        processors["filter/audit_logs"],
+        processors["filter/application_logs"],
+    )
     assert problems_about(config, "logs/application", "lets audit records into /aws/kyo/otp-service")
     assert problems_about(config, "logs/audit", "lets application records into")
     config = copy.deepcopy(render_production_config())
@@ -312,15 +323,15 @@ def test_swapped_or_missing_audit_filters_are_reported(config):
 
 def test_the_condition_evaluator_follows_ottl_on_absent_attributes_and_types():
     record = LogView(attributes={"n": 3, "s": "audit"}, severity_number=17)
-    assert collector.condition_matches('attributes["missing"] != "audit"', record)  # nil != "audit"
-    assert not collector.condition_matches('attributes["missing"] == "audit"', record)
-    assert collector.condition_matches('attributes["missing"] == nil', record)
-    assert not collector.condition_matches('attributes["n"] == "3"', record)  # int is not a string
-    assert collector.condition_matches('severity_number == 17 and not (attributes["s"] != "audit")', record)
-    with pytest.raises(collector.UnsupportedCondition):
-        collector.condition_matches('IsMatch(body, "x")', record)
-    with pytest.raises(collector.UnsupportedCondition):
-        collector.condition_matches('severity_number >= 17', record)
+    assert ottl.condition_matches('attributes["missing"] != "audit"', record)  # nil != "audit"
+    assert not ottl.condition_matches('attributes["missing"] == "audit"', record)
+    assert ottl.condition_matches('attributes["missing"] == nil', record)
+    assert not ottl.condition_matches('attributes["n"] == "3"', record)  # int is not a string
+    assert ottl.condition_matches('severity_number == 17 and not (attributes["s"] != "audit")', record)
+    with pytest.raises(ottl.UnsupportedCondition):
+        ottl.condition_matches('IsMatch(body, "x")', record)
+    with pytest.raises(ottl.UnsupportedCondition):
+        ottl.condition_matches("severity_number >= 17", record)
 
 
 # --- the app's OTLP settings against the config ----------------------------------------
@@ -345,22 +356,34 @@ def test_what_the_app_exports_over_otlp_is_what_the_config_expects(redis_client)
     """The app's real OTLP exporter sends to a real receiver on 127.0.0.1: sums and histograms
     arrive DELTA, histograms exponential (percentiles), units as the catalog says, and the points
     carry the labels every declared dimension set needs."""
+    from opentelemetry.proto.metrics.v1 import metrics_pb2
+
     from kyo_otel.config import resolve_settings
     from kyo_otel.exporters import otlp_metric_exporter
     from kyo_otel.health import ActiveTenants, RedisHealth
     from kyo_otel.instruments import Recorder
     from kyo_otel.metrics import build_meter_provider, periodic_reader
     from kyo_otel.resource import build_resource
-    from opentelemetry.proto.metrics.v1 import metrics_pb2
 
     config = load_config(PRODUCTION)
     allowed = set(config["processors"]["filter/catalog_metrics"]["metrics"]["include"]["metric_names"])
-    declared = {d["metric_name_selectors"][0]: [tuple(sorted(s)) for s in d["dimensions"]]
-                for d in config["exporters"]["awsemf"]["metric_declarations"]}
+    declared = {
+        d["metric_name_selectors"][0]: [tuple(sorted(s)) for s in d["dimensions"]]
+        for d in config["exporters"]["awsemf"]["metric_declarations"]
+    }
     with OtlpReceiver() as receiver:
-        settings = resolve_settings({"environment": "production", "service_name": "otp-service",
-                                     "otlp_endpoint": receiver.endpoint, "metric_export_interval": 3_600_000}, {})
-        provider = build_meter_provider(build_resource(settings), periodic_reader(settings, otlp_metric_exporter(settings)))
+        settings = resolve_settings(
+            {
+                "environment": "production",
+                "service_name": "otp-service",
+                "otlp_endpoint": receiver.endpoint,
+                "metric_export_interval": 3_600_000,
+            },
+            {},
+        )
+        provider = build_meter_provider(
+            build_resource(settings), periodic_reader(settings, otlp_metric_exporter(settings))
+        )
         meter = provider.get_meter(catalog.SCOPE)
         recorder = Recorder(meter, tenant_cap=2)
         RedisHealth(redis_client).observe(meter)
