@@ -6,6 +6,7 @@ exporters send is what the config expects. ``validate()`` also has to fail: see 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,7 +31,11 @@ from tests.support.otlp_receiver import OtlpReceiver
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = ROOT / "collector" / "otel-collector.yaml"
 LOCAL = ROOT / "collector" / "otel-collector.local.yaml"
-SHARED_REFERENCE = ROOT.parent.parent / "shared" / "reference" / "adot-components.json"
+SHARED_REFERENCE = next(
+    (p / "shared" / "reference" / "adot-components.json" for p in ROOT.parents
+     if (p / "shared" / "reference" / "adot-components.json").exists()),
+    None,
+)
 
 
 def expected_sets(spec: catalog.MetricSpec) -> set[tuple[str, ...]]:
@@ -71,9 +76,49 @@ def test_local_config_is_a_sound_stock_collector_config_but_not_a_production_one
 
 
 def test_packaged_component_table_is_the_shared_reference():
-    if not SHARED_REFERENCE.exists():
+    if SHARED_REFERENCE is None:
         pytest.skip("the shared reference is only on the project machine")
     assert (ROOT / "kyo_otel" / "adot_components.json").read_text() == SHARED_REFERENCE.read_text()
+
+
+def readme_json_blocks(heading: str) -> list[dict]:
+    """The JSON code blocks under one README heading (up to the next heading of any level)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split(heading, 1)[1].split("\n#", 1)[0]
+    return [json.loads(block.split("```", 1)[0]) for block in section.split("```json\n")[1:]]
+
+
+def test_readme_iam_policy_grants_exactly_the_config_log_groups_and_xray():
+    config = load_config(PRODUCTION)
+    groups = {body["log_group_name"] for ctype, body in config["exporters"].items() if ctype.startswith("aws")
+              and "log_group_name" in body}
+    assert groups == {APPLICATION_LOG_GROUP, AUDIT_LOG_GROUP, collector.METRICS_LOG_GROUP}
+    (policy,) = readme_json_blocks("### Minimal IAM policy")
+    granted = {}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in statement["Action"]:
+            granted.setdefault(action, set()).update(resources)
+    assert set(granted) == {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments"}
+    arns = {f"arn:aws:logs:<region>:<account>:log-group:{group}:*" for group in groups}
+    assert granted["logs:CreateLogStream"] == granted["logs:PutLogEvents"] == arns
+    assert granted["xray:PutTraceSegments"] == {"*"}  # X-Ray has no resource-level permissions
+
+
+def test_readme_task_definition_matches_the_config():
+    (task,) = readme_json_blocks("### ECS task definition")
+    containers = {c["name"]: c for c in task["containerDefinitions"]}
+    sidecar, app = containers["aws-otel-collector"], containers["otp-service"]
+    config = load_config(PRODUCTION)
+    assert config["processors"]["memory_limiter"]["limit_mib"] < sidecar["memory"]
+    assert sidecar["healthCheck"]["command"] == ["/healthcheck"]
+    assert "portMappings" not in sidecar  # reachable on the task's localhost only
+    assert app["dependsOn"] == [{"containerName": "aws-otel-collector", "condition": "HEALTHY"}]
+    environment = {e["name"]: e["value"] for e in app["environment"]}
+    settings = kyo_otel.resolve_settings({}, environment)
+    assert (settings.traces_exporter, settings.metrics_exporter, settings.logs_exporter) == ("otlp",) * 3
+    assert settings.otlp_endpoint.removeprefix("http://") == config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
 
 
 def test_production_config_uses_only_what_adot_ships_and_routes_audit_without_connectors():
@@ -239,6 +284,16 @@ def test_memory_limiter_must_come_first(config):
     processors.remove("memory_limiter")
     processors.append("memory_limiter")
     assert problems_about(config, "service.pipelines.metrics.processors", "memory_limiter is not first")
+
+
+def test_command_line_render_and_check(capsys):
+    assert collector.main(["render"]) == 0
+    assert capsys.readouterr().out == PRODUCTION.read_text()
+    assert collector.main(["check", str(PRODUCTION)]) == 0
+    assert "0 problem(s)" in capsys.readouterr().out
+    assert collector.main(["check", str(LOCAL)]) == 1
+    assert "debug exporter in production" in capsys.readouterr().out
+    assert collector.main(["check", str(LOCAL), "--local"]) == 0
 
 
 def test_problems_say_what_to_fix():
