@@ -412,6 +412,27 @@ def test_every_metric_an_alarm_or_widget_reads_is_emitted_by_the_collector(stack
     assert problems(usages, stacks.settings, emitted) == []
 
 
+def test_units_pinned_by_alarms_are_the_units_the_collector_declares(templates):
+    config = load_config(COLLECTOR_CONFIG)
+    declared = {
+        d["metric_name"]: d["unit"]
+        for exporter_id, body in config["exporters"].items()
+        if exporter_id.split("/")[0] == "awsemf"
+        for d in body.get("metric_descriptors") or []
+    }
+    pinned = []
+    for props in (r["Properties"] for r in resources(templates["alarms"], "AWS::CloudWatch::Alarm").values()):
+        if props.get("Namespace") == catalog.NAMESPACE:
+            pinned.append((props["MetricName"], props.get("Unit")))
+        for query in props.get("Metrics", []):
+            if "MetricStat" in query and query["MetricStat"]["Metric"]["Namespace"] == catalog.NAMESPACE:
+                pinned.append((query["MetricStat"]["Metric"]["MetricName"], query["MetricStat"].get("Unit")))
+    assert len(pinned) == 6
+    for name, unit in pinned:
+        # an alarm pinned to a unit the datapoints do not carry stays in INSUFFICIENT_DATA
+        assert unit == declared[name] == catalog.BY_NAME[name].cloudwatch_unit, name
+
+
 def test_the_consistency_check_rejects_what_would_show_nothing(stacks, emitted):
     base = {catalog.SERVICE: "kyo-otp-service", catalog.ENVIRONMENT: "production"}
     bad = [
