@@ -32,7 +32,6 @@ except ImportError:  # pragma: no cover - until kyo_otel.audit is merged
     AUDIT_ATTRIBUTE, AUDIT_VALUE = "kyo.log.type", "audit"
 
 from kyo_otel.aws_names import APPLICATION_LOG_GROUP, AUDIT_LOG_GROUP, METRICS_LOG_GROUP  # noqa: E402
-"""The EMF log group: awsemf writes every metric point there as a JSON line."""
 LOG_STREAM = "{TaskId}"
 """One stream per ECS task; awsemf and awscloudwatchlogs fill the placeholder from aws.ecs.task.id."""
 
