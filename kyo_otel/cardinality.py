@@ -43,6 +43,12 @@ class TenantGuard:
         """How many distinct tenant values this metric has admitted (the overflow value excluded)."""
         return len(self._known)
 
+    def reset(self) -> None:
+        """Forget the admitted tenant ids (tests start each case from an empty guard)."""
+        with self._lock:
+            self._known.clear()
+            self._warned = False
+
     def __call__(self, tenant: str | None) -> str:
         if not tenant:
             return TENANT_MISSING
