@@ -1,7 +1,7 @@
 """The console profile: telemetry a person can read in a terminal.
 
-One line per finished span (indented under its parent when both are in the same batch), one
-line per log record, and metrics as a compact table per export instead of raw JSON dumps.
+One line per finished span (a request's spans printed together as a tree when its root span
+ends), one line per log record, and metrics as a compact table per export instead of raw JSON.
 Colours only on a TTY and never when ``NO_COLOR`` is set.
 """
 
@@ -11,13 +11,15 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import IO, Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
     Gauge,
     Histogram,
     MetricExporter,
@@ -37,14 +39,16 @@ _SPAN_KEYS = (
     "db.query.text",
     "kyo.tenant.id",
     "error.type",
+    "exception.type",
 )
 _LEVEL_COLOURS = {"DEBUG": "2", "INFO": "32", "WARN": "33", "ERROR": "31", "FATAL": "1;31"}
 _WRITE_LOCK = threading.Lock()
 
 
-def use_colour(stream: IO[str], env: dict[str, str] | os._Environ[str] | None = None) -> bool:
+def use_colour(stream: IO[str], env: Mapping[str, str] | None = None) -> bool:
+    """Colours on a terminal only, and never when ``NO_COLOR`` is set (https://no-color.org)."""
     env = os.environ if env is None else env
-    return "NO_COLOR" not in env and hasattr(stream, "isatty") and stream.isatty()
+    return not env.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
 
 
 class _Writer:
@@ -73,42 +77,91 @@ def _clock(ns: int | None) -> str:
 
 
 class ConsoleSpanExporter(SpanExporter):
-    """``12:00:01.234   3.1ms  OK  POST /otp/send  http.route=/otp/send ...`` per span."""
+    """One line per span, printed as a tree when the trace's local root span ends::
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+        12:00:01.230 span 4bf92f35    3.1ms     POST /otp/send  http.route=/otp/send ...
+        12:00:01.231 span 4bf92f35    0.4ms       SET  db.statement=SET ? ?
+
+    Children end (and are exported) before their parent, often in another batch, so spans wait
+    here until their root arrives and the whole request is printed at once, in start order,
+    each child indented under its parent. Spans whose root never comes (it was not sampled, or
+    it is still running after ``hold`` seconds) are printed as they are.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, hold: float = 5.0, max_pending: int = 1000) -> None:
         self._out = _Writer(stream)
+        self._hold = hold
+        self._max_pending = max_pending
+        self._pending: dict[int, list[ReadableSpan]] = {}
+        self._since: dict[int, float] = {}
+        self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        by_id = {s.context.span_id: s for s in spans if s.context}
-
-        def depth(span: ReadableSpan) -> int:
-            level, parent = 0, span.parent
-            while parent is not None and parent.span_id in by_id and level < 10:
-                level += 1
-                parent = by_id[parent.span_id].parent
-            return level
-
-        ordered = sorted(spans, key=lambda s: (s.context.trace_id if s.context else 0, s.start_time or 0))
-        lines = [self._line(span, depth(span)) for span in ordered]
-        self._out.write_lines(lines)
+        ready: list[list[ReadableSpan]] = []
+        now = time.monotonic()
+        with self._lock:
+            for span in spans:
+                trace_id = span.context.trace_id if span.context else 0
+                self._pending.setdefault(trace_id, []).append(span)
+                self._since.setdefault(trace_id, now)
+                if span.parent is None or span.parent.is_remote:
+                    ready.append(self._take(trace_id))
+            overdue = [t for t, since in self._since.items() if now - since >= self._hold]
+            overdue += list(self._since)[: max(0, len(self._since) - self._max_pending)]
+            ready.extend(self._take(t) for t in dict.fromkeys(overdue))
+        for group in ready:
+            self._out.write_lines(self._tree(group))
         return SpanExportResult.SUCCESS
+
+    def _take(self, trace_id: int) -> list[ReadableSpan]:
+        self._since.pop(trace_id, None)
+        return self._pending.pop(trace_id, [])
+
+    def _tree(self, spans: list[ReadableSpan]) -> list[str]:
+        children: dict[int | None, list[ReadableSpan]] = {}
+        ids = {s.context.span_id for s in spans if s.context}
+        for span in spans:
+            parent = span.parent.span_id if span.parent is not None and span.parent.span_id in ids else None
+            children.setdefault(parent, []).append(span)
+        lines: list[str] = []
+
+        def walk(parent: int | None, depth: int) -> None:
+            for span in sorted(children.get(parent, []), key=lambda s: s.start_time or 0):
+                lines.append(self._line(span, depth))
+                if span.context and depth < 20:
+                    walk(span.context.span_id, depth + 1)
+
+        walk(None, 0)
+        return lines
 
     def _line(self, span: ReadableSpan, depth: int) -> str:
         duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
         status = span.status.status_code
-        mark = {StatusCode.ERROR: self._out.paint("31", "ERR"), StatusCode.OK: "OK "}.get(status, "   ")
-        attrs = span.attributes or {}
+        mark = {StatusCode.ERROR: self._out.paint("31", "ERR"), StatusCode.OK: self._out.paint("32", "OK ")}.get(
+            status, "   "
+        )
+        attrs = dict(span.attributes or {})
+        for event in span.events:
+            if event.name == "exception" and event.attributes and "exception.type" in event.attributes:
+                attrs.setdefault("exception.type", event.attributes["exception.type"])
         keys = " ".join(f"{k}={attrs[k]}" for k in _SPAN_KEYS if k in attrs)
         trace_id = f"{span.context.trace_id:032x}"[:8] if span.context else ""
         return (
-            f"{_clock(span.end_time)} {self._out.paint('2', 'span')} {trace_id} {duration_ms:8.1f}ms {mark} "
-            f"{'  ' * depth}{self._out.paint('1', span.name)}  {keys}".rstrip()
-        )
+            f"{_clock(span.start_time)} {self._out.paint('2', 'span')} {trace_id} {duration_ms:8.1f}ms {mark} "
+            f"{'  ' * depth}{self._out.paint('1', span.name)}  {self._out.paint('2', keys)}"
+        ).rstrip()
+
+    def _flush_all(self) -> None:
+        with self._lock:
+            groups = [self._take(t) for t in list(self._pending)]
+        for group in groups:
+            self._out.write_lines(self._tree(group))
 
     def shutdown(self) -> None:
-        return None
+        self._flush_all()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self._flush_all()
         return True
 
 
@@ -172,7 +225,11 @@ class ConsoleLogExporter(LogRecordExporter):
 
 
 class ConsoleMetricExporter(MetricExporter):
-    """A compact table of the points of each export: name, attributes, value."""
+    """A compact table per export: one row per series (metric, attributes), its value.
+
+    Counters show what was added since the previous table (DELTA), histograms their count,
+    mean, min and max (durations in milliseconds), gauges their current value.
+    """
 
     def __init__(self, stream: IO[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -184,13 +241,19 @@ class ConsoleMetricExporter(MetricExporter):
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
                     for point in metric.data.data_points:
-                        attrs = ",".join(f"{k}={v}" for k, v in sorted((point.attributes or {}).items()))
+                        attrs = " ".join(f"{k}={v}" for k, v in sorted((point.attributes or {}).items()))
                         rows.append((metric.name, attrs, _point_value(metric.data, point, metric.unit)))
         if rows:
+            rows.sort(key=lambda r: (r[0], r[1]))
             width = max(len(r[0]) for r in rows)
             attr_width = min(max(len(r[1]) for r in rows), 70)
             header = self._out.paint("1", f"metrics @ {datetime.now().strftime('%H:%M:%S')}")
-            lines = [header] + [f"  {n:<{width}}  {a:<{attr_width}}  {v}" for n, a, v in rows]
+            lines = [header]
+            previous = ""
+            for name, attrs, value in rows:
+                shown = name if name != previous else ""
+                previous = name
+                lines.append(f"  {shown:<{width}}  {attrs:<{attr_width}}  {value}".rstrip())
             self._out.write_lines(lines)
         return MetricExportResult.SUCCESS
 
@@ -203,8 +266,22 @@ class ConsoleMetricExporter(MetricExporter):
 
 def _point_value(data: Any, point: Any, unit: str) -> str:
     if isinstance(data, (Histogram, ExpHistogram)):
-        mean = point.sum / point.count if point.count else 0.0
-        return f"count={point.count} mean={mean:.4g}{unit} min={point.min:.4g} max={point.max:.4g}"
-    if isinstance(data, (Sum, Gauge)):
-        return f"{point.value:g} {unit}".rstrip()
+        scale, shown_unit = (1000.0, "ms") if unit == "s" else (1.0, unit)
+        if not point.count:
+            return "count=0"
+        mean = point.sum / point.count * scale
+        return (
+            f"count={point.count} mean={mean:.3g}{shown_unit} "
+            f"min={point.min * scale:.3g}{shown_unit} max={point.max * scale:.3g}{shown_unit}"
+        )
+    if isinstance(data, Sum):
+        sign = "+" if getattr(data, "aggregation_temporality", None) == AggregationTemporality.DELTA else ""
+        return f"{sign}{point.value:g} {_unit(unit)}".rstrip()
+    if isinstance(data, Gauge):
+        return f"{point.value:g} {_unit(unit)}".rstrip()
     return str(point)
+
+
+def _unit(unit: str) -> str:
+    """``{otp}`` is UCUM's annotation syntax; a person reads ``otp``."""
+    return unit.strip("{}") if unit not in ("1", "") else ""
