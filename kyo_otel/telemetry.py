@@ -30,7 +30,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from kyo_otel import catalog, console, exporters, instruments, logs, metrics, traces
+from kyo_otel import catalog, console, drops, exporters, instruments, logs, metrics, traces
 from kyo_otel.config import Settings, resolve_settings
 from kyo_otel.resource import build_resource
 
@@ -98,6 +98,9 @@ class Telemetry:
             return True
         self._is_shut_down = True
         bound = timeout if timeout is not None else self.settings.shutdown_timeout
+        counter = drops.installed()
+        if counter is not None:
+            counter.report()  # drops since the last summary, while the log bridge is still attached
         if self.log_handler is not None:
             logging.getLogger().removeHandler(self.log_handler)
         if instruments.recorder() is self.recorder:
@@ -187,6 +190,8 @@ def _build(settings: Settings) -> Telemetry:
     # rather than the instrumentations' legacy default; an explicit user choice is kept.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 
+    if {settings.exporter("traces"), settings.exporter("logs")} & {"otlp", "console"}:
+        drops.install()  # batch processors: count what a full queue drops
     kind = settings.exporter("traces")
     if kind != "none":
         exporter = _span_exporter(settings, kind)

@@ -1,0 +1,405 @@
+"""A real OTLP/gRPC receiver on 127.0.0.1, for tests and benchmarks: a collector you can break.
+
+It serves the three OTLP services from the generated stubs in ``opentelemetry-proto`` and keeps
+every span, metric data point and log record it accepts, decoded into plain objects::
+
+    from kyo_otel.receiver import OtlpReceiver
+
+    with OtlpReceiver() as receiver:            # started on a free port
+        kyo_otel.configure(profile="otlp", otlp_endpoint=receiver.endpoint)
+        ...
+        receiver.wait_for(lambda: receiver.spans("GET /otp"), timeout=5)
+        receiver.metric_total("kyo.otp.sent", **{"kyo.tenant.id": "acme"})
+
+Faults, to prove the application survives its collector:
+
+- ``stop()`` / ``start()``: the collector goes down and comes back on the same port;
+- ``delay = 2.0``: every export call waits two seconds before it is answered (a slow collector);
+- ``error = grpc.StatusCode.UNAVAILABLE``: every export call is refused with that status, and
+  nothing of it is kept.
+
+Thread-safe: the gRPC server answers on its own threads while the test reads.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+T = TypeVar("T")
+SIGNALS = ("traces", "metrics", "logs")
+
+
+# --- what is kept ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    name: str
+    kind: int
+    trace_id: str  # 32 hex characters
+    span_id: str
+    parent_span_id: str  # "" for a root span
+    attributes: dict[str, Any]
+    status_code: int  # 0 unset, 1 ok, 2 error
+    resource: dict[str, Any]
+    scope: str
+    start_time_unix_nano: int = 0
+    end_time_unix_nano: int = 0
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One data point. ``value`` is a sum's or gauge's value (a histogram's sum); ``count`` is a
+    histogram's count (``None`` otherwise)."""
+
+    name: str
+    kind: str  # sum | gauge | histogram | exponential_histogram | summary
+    attributes: dict[str, Any]
+    value: float
+    count: int | None
+    temporality: str | None  # delta | cumulative | None (gauges)
+    unit: str
+    resource: dict[str, Any]
+    scope: str
+    time_unix_nano: int = 0
+
+
+@dataclass(frozen=True)
+class ReceivedLog:
+    body: Any
+    severity_text: str
+    severity_number: int
+    attributes: dict[str, Any]
+    trace_id: str  # "" when the record was not emitted inside a span
+    span_id: str
+    resource: dict[str, Any]
+    scope: str
+    event_name: str = ""
+
+
+@dataclass
+class _Store:
+    spans: list[ReceivedSpan] = field(default_factory=list)
+    points: list[MetricPoint] = field(default_factory=list)
+    logs: list[ReceivedLog] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+
+def _value(value: AnyValue) -> Any:
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return _attributes(value.kvlist_value.values)
+    return getattr(value, which)
+
+
+def _attributes(pairs: Any) -> dict[str, Any]:
+    return {kv.key: _value(kv.value) for kv in pairs}
+
+
+def _decode_spans(request: trace_service_pb2.ExportTraceServiceRequest) -> list[ReceivedSpan]:
+    out = []
+    for resource_spans in request.resource_spans:
+        resource = _attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                out.append(
+                    ReceivedSpan(
+                        name=span.name,
+                        kind=span.kind,
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex(),
+                        attributes=_attributes(span.attributes),
+                        status_code=span.status.code,
+                        resource=resource,
+                        scope=scope_spans.scope.name,
+                        start_time_unix_nano=span.start_time_unix_nano,
+                        end_time_unix_nano=span.end_time_unix_nano,
+                    )
+                )
+    return out
+
+
+_TEMPORALITY = {0: None, 1: "delta", 2: "cumulative"}
+
+
+def _decode_points(request: metrics_service_pb2.ExportMetricsServiceRequest) -> list[MetricPoint]:
+    out = []
+    for resource_metrics in request.resource_metrics:
+        resource = _attributes(resource_metrics.resource.attributes)
+        for scope_metrics in resource_metrics.scope_metrics:
+            scope = scope_metrics.scope.name
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    continue
+                data = getattr(metric, kind)
+                temporality = _TEMPORALITY.get(getattr(data, "aggregation_temporality", 0))
+                for point in data.data_points:
+                    if kind in ("sum", "gauge"):
+                        value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
+                        count = None
+                    else:
+                        value, count = point.sum, point.count
+                    out.append(
+                        MetricPoint(
+                            name=metric.name,
+                            kind=kind,
+                            attributes=_attributes(point.attributes),
+                            value=value,
+                            count=count,
+                            temporality=temporality,
+                            unit=metric.unit,
+                            resource=resource,
+                            scope=scope,
+                            time_unix_nano=point.time_unix_nano,
+                        )
+                    )
+    return out
+
+
+def _decode_logs(request: logs_service_pb2.ExportLogsServiceRequest) -> list[ReceivedLog]:
+    out = []
+    for resource_logs in request.resource_logs:
+        resource = _attributes(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                out.append(
+                    ReceivedLog(
+                        body=_value(record.body),
+                        severity_text=record.severity_text,
+                        severity_number=record.severity_number,
+                        attributes=_attributes(record.attributes),
+                        trace_id=record.trace_id.hex() if any(record.trace_id) else "",
+                        span_id=record.span_id.hex() if any(record.span_id) else "",
+                        resource=resource,
+                        scope=scope_logs.scope.name,
+                        event_name=getattr(record, "event_name", ""),
+                    )
+                )
+    return out
+
+
+def _matches(attributes: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    return all(attributes.get(key) == value for key, value in wanted.items())
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (for a receiver that starts later, or never)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+# --- the receiver ------------------------------------------------------------------------
+
+
+class OtlpReceiver:
+    """An OTLP/gRPC server on ``host:port`` that keeps what it receives (see the module doc).
+
+    ``port=0`` picks a free port when the receiver is created, so ``endpoint`` is known before
+    ``start()`` (an application can be pointed at a collector that is not up yet).
+    """
+
+    def __init__(self, port: int = 0, *, host: str = "127.0.0.1", max_workers: int = 16) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.max_workers = max_workers
+        self.delay = 0.0
+        """Seconds each export call waits before it is answered (0: answer at once)."""
+        self.error: grpc.StatusCode | None = None
+        """When set, every export call is refused with this status and nothing is kept."""
+        self.calls = {signal: 0 for signal in SIGNALS}
+        """Export calls answered successfully, per signal."""
+        self.refused = {signal: 0 for signal in SIGNALS}
+        """Export calls refused because ``error`` was set, per signal."""
+        self._store = _Store()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._server: grpc.Server | None = None
+        self._stopping = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The URL to give an OTLP/gRPC exporter (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> OtlpReceiver:
+        """Start serving (again, after ``stop()``) on the same port. Idempotent."""
+        if self._server is not None:
+            return self
+        self._stopping = threading.Event()
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="otlp-receiver"),
+            # The port must be ours alone, and free again at once after stop() (restart).
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+        )
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self), server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(self), server)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                bound = server.add_insecure_port(f"{self.host}:{self.port}")
+            except RuntimeError:
+                bound = 0
+            if bound == self.port:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"OTLP receiver could not bind {self.host}:{self.port}")
+            time.sleep(0.1)  # the previous server's socket is still closing
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        """Stop serving at once: calls in progress are cancelled, the port closes. Idempotent."""
+        server, self._server = self._server, None
+        if server is not None:
+            self._stopping.set()  # wakes handlers sleeping in ``delay``
+            server.stop(grace=None).wait(5)
+
+    def __enter__(self) -> OtlpReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what was received -----------------------------------------------------------------
+
+    def spans(self, name: str | None = None, **attributes: Any) -> list[ReceivedSpan]:
+        """Spans received, optionally only those with this name and these attribute values.
+
+        Attribute keys contain dots, so pass them as a mapping: ``spans(**{"http.route": "/x"})``.
+        """
+        with self._lock:
+            found = list(self._store.spans)
+        return [s for s in found if (name is None or s.name == name) and _matches(s.attributes, attributes)]
+
+    def metric_points(self, name: str | None = None, **attributes: Any) -> list[MetricPoint]:
+        """Data points received, optionally of one metric and with these attribute values."""
+        with self._lock:
+            found = list(self._store.points)
+        return [p for p in found if (name is None or p.name == name) and _matches(p.attributes, attributes)]
+
+    def metric_total(self, name: str, **attributes: Any) -> float:
+        """The total of a DELTA metric over everything received: the sum of a counter's values,
+        or the number of measurements in a histogram (the sum of its points' counts)."""
+        total: float = 0
+        for point in self.metric_points(name, **attributes):
+            total += point.count if point.count is not None else point.value
+        return total
+
+    def logs(self, body_contains: str | None = None, **attributes: Any) -> list[ReceivedLog]:
+        """Log records received, optionally whose body contains a text and with these attributes."""
+        with self._lock:
+            found = list(self._store.logs)
+        return [
+            r
+            for r in found
+            if (body_contains is None or body_contains in str(r.body)) and _matches(r.attributes, attributes)
+        ]
+
+    def contains(self, text: str | bytes) -> bool:
+        """Whether any payload received, in any signal, contains this text (UTF-8 encoded)."""
+        needle = text.encode() if isinstance(text, str) else text
+        with self._lock:
+            payloads = list(self._store.payloads)
+        return any(needle in payload for payload in payloads)
+
+    def counts(self) -> dict[str, int]:
+        """How many spans, metric points and log records were kept so far."""
+        with self._lock:
+            return {"spans": len(self._store.spans), "points": len(self._store.points), "logs": len(self._store.logs)}
+
+    def clear(self) -> None:
+        """Forget everything received (the call counters too)."""
+        with self._lock:
+            self._store = _Store()
+            self.calls = {signal: 0 for signal in SIGNALS}
+            self.refused = {signal: 0 for signal in SIGNALS}
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:
+        """Wait until ``predicate()`` returns something truthy and return it; after ``timeout``
+        seconds return its last (falsy) value. Re-checked whenever something arrives."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            remaining = deadline - time.monotonic()
+            if result or remaining <= 0:
+                return result
+            with self._changed:
+                self._changed.wait(min(remaining, 0.25))
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def _receive(self, signal: str, request: Any, context: grpc.ServicerContext, decode: Callable[[Any], list[Any]]) -> None:
+        if self.delay > 0:
+            self._stopping.wait(self.delay)
+        error = self.error
+        if error is not None:
+            with self._lock:
+                self.refused[signal] += 1
+            context.abort(error, f"OtlpReceiver refuses {signal}: {error.name}")
+        items = decode(request)
+        payload = request.SerializeToString()
+        with self._changed:
+            self.calls[signal] += 1
+            self._store.payloads.append(payload)
+            getattr(self._store, {"traces": "spans", "metrics": "points", "logs": "logs"}[signal]).extend(items)
+            self._changed.notify_all()
+
+
+class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, receiver: OtlpReceiver) -> None:
+        self.receiver = receiver
+
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 (gRPC's name)
+        self.receiver._receive("traces", request, context, _decode_spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, receiver: OtlpReceiver) -> None:
+        self.receiver = receiver
+
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        self.receiver._receive("metrics", request, context, _decode_points)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
+class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, receiver: OtlpReceiver) -> None:
+        self.receiver = receiver
+
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        self.receiver._receive("logs", request, context, _decode_logs)
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
+__all__ = ["MetricPoint", "OtlpReceiver", "ReceivedLog", "ReceivedSpan", "free_port"]
