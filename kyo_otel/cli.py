@@ -1,6 +1,6 @@
 """``kyo-otel``: doctor (is this set up right?), cost (what will CloudWatch bill?), catalog.
 
-    kyo-otel doctor [--collector PATH] [--timeout SECONDS]
+    kyo-otel doctor [--collector PATH] [--target auto|adot|otelcol] [--timeout SECONDS]
     kyo-otel cost --tenants N [--instances M]
     kyo-otel catalog [--format table|json]
 
@@ -174,23 +174,34 @@ def check_empty_export(settings: Settings, timeout: float) -> Check:
     return Check("ok", f"{what} accepted in {elapsed:.0f} ms")
 
 
-def check_collector(path: Path, explicit: bool) -> Check:
+def collector_target(path: Path, target: str) -> str:
+    """``adot`` for the production config; ``otelcol`` for the local stock-collector one."""
+    if target != "auto":
+        return target
+    return "otelcol" if ".local." in path.name else "adot"
+
+
+def check_collector(path: Path, explicit: bool, target: str = "auto") -> list[Check]:
     if not path.exists():
         if explicit:
-            return Check("FAIL", f"collector configuration {path} does not exist", "give the path of the YAML file")
-        return Check("skip", f"no {path} here (run from the project root, or pass --collector PATH)")
+            return [Check("FAIL", f"collector configuration {path} does not exist", "give the path of the YAML file")]
+        return [Check("skip", f"no {path} here (run from the project root, or pass --collector PATH)")]
     try:
         from kyo_otel import collector
     except ImportError:
-        return Check("skip", f"{path}: collector validation is not part of this kyo_otel version")
+        return [Check("skip", f"{path}: collector validation is not part of this kyo_otel version")]
+    kind = collector_target(path, target)
     try:
-        problems = collector.validate(path)
+        problems = collector.validate(path, target=kind)
     except Exception as exc:
-        return Check("FAIL", f"{path}: {exc}", "fix the file so that it parses as a collector configuration")
-    problems = [str(p) for p in (problems or [])]
-    if problems:
-        return Check("FAIL", f"{path}: " + "; ".join(problems), "see collector/README or the README's collector section")
-    return Check("ok", f"{path} passes the collector checks (pipelines, filter and metric declarations match the catalog)")
+        return [Check("FAIL", f"{path}: {exc}", "fix the file so that it parses as a collector configuration")]
+    if not problems:
+        return [Check("ok", f"{path} passes the {kind} collector checks")]
+    return [
+        Check("FAIL", f"{path}: {getattr(p, 'where', '')}: {getattr(p, 'what', p)}".replace(": : ", ": "),
+              getattr(p, "fix", "") or "see the README's collector section")
+        for p in problems
+    ]
 
 
 def doctor(args: argparse.Namespace, out: IO[str], env: dict[str, str] | None = None) -> int:
@@ -216,7 +227,7 @@ def doctor(args: argparse.Namespace, out: IO[str], env: dict[str, str] | None = 
             if tcp.status == "ok":
                 checks.append(check_empty_export(settings, args.timeout))
     explicit = args.collector is not None
-    checks.append(check_collector(Path(args.collector) if explicit else DEFAULT_COLLECTOR, explicit))
+    checks.extend(check_collector(Path(args.collector) if explicit else DEFAULT_COLLECTOR, explicit, args.target))
 
     out.write("Checks:\n")
     for check in checks:
@@ -309,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("doctor", help="show the effective configuration and check the collector connection")
     check.add_argument("--collector", metavar="PATH", help=f"collector configuration to validate (default {DEFAULT_COLLECTOR})")
+    check.add_argument("--target", choices=("auto", "adot", "otelcol"), default="auto",
+                       help="collector the file is for: adot (production) or otelcol (a stock collector, "
+                       "e.g. collector/otel-collector.local.yaml); auto decides by the file name")
     check.add_argument("--timeout", type=_positive(float), default=3.0, metavar="SECONDS",
                        help="bound of each network check (default 3)")
     check.set_defaults(run=doctor)

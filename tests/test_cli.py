@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-from concurrent import futures
 from pathlib import Path
 
 import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from kyo_otel import catalog
+from kyo_otel import catalog, cost
+from kyo_otel.receiver import OtlpReceiver
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = shutil.which("kyo-otel", path=str(Path(sys.executable).parent)) or "kyo-otel"
@@ -28,35 +26,10 @@ def kyo_otel_command(*args: str, env: dict[str, str] | None = None, cwd: Path = 
     )
 
 
-class TraceSink(trace_service_pb2_grpc.TraceServiceServicer):
-    """A real OTLP/gRPC trace receiver: keeps every export request it is sent."""
-
-    def __init__(self) -> None:
-        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
-        self.metadata: list[dict[str, str]] = []
-
-    def Export(self, request, context):  # noqa: N802 (the gRPC method name)
-        self.requests.append(request)
-        self.metadata.append(dict(context.invocation_metadata()))
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
 @pytest.fixture
 def otlp_receiver():
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    sink = TraceSink()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(sink, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    sink.endpoint = f"http://127.0.0.1:{port}"
-    yield sink
-    server.stop(grace=None)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    with OtlpReceiver() as receiver:
+        yield receiver
 
 
 def test_doctor_shows_each_value_and_where_it_came_from(otlp_receiver):
@@ -79,22 +52,38 @@ def test_doctor_shows_each_value_and_where_it_came_from(otlp_receiver):
     assert "All checks passed." in result.stdout
 
 
-def test_doctor_sends_a_real_empty_export_with_the_configured_headers(otlp_receiver):
-    result = kyo_otel_command(
-        "doctor",
-        env={"KYO_OTEL_PROFILE": "otlp", "KYO_OTEL_OTLP_ENDPOINT": otlp_receiver.endpoint,
-             "KYO_OTEL_OTLP_HEADERS": "x-api-key=s3cret"},
-    )
+def otlp_env(receiver: OtlpReceiver, **extra: str) -> dict[str, str]:
+    return {"KYO_OTEL_PROFILE": "otlp", "KYO_OTEL_OTLP_ENDPOINT": receiver.endpoint, **extra}
+
+
+def test_doctor_sends_a_real_empty_export(otlp_receiver):
+    result = kyo_otel_command("doctor", env=otlp_env(otlp_receiver))
     assert result.returncode == 0, result.stdout
     assert f"ok    OTLP endpoint {otlp_receiver.endpoint} accepts TCP connections" in result.stdout
-    assert "empty OTLP trace export" in result.stdout and "accepted in" in result.stdout
-    (request,) = otlp_receiver.requests
-    assert len(request.resource_spans) == 0
-    assert otlp_receiver.metadata[0]["x-api-key"] == "s3cret"
+    assert "ok    an empty OTLP trace export" in result.stdout and "accepted in" in result.stdout
+    assert otlp_receiver.calls["traces"] == 1
+    assert otlp_receiver.counts()["spans"] == 0
 
 
-def test_doctor_fails_plainly_when_nothing_listens():
-    endpoint = f"http://127.0.0.1:{closed_port()}"
+def test_doctor_explains_a_collector_that_wants_credentials(otlp_receiver):
+    otlp_receiver.error = grpc.StatusCode.UNAUTHENTICATED
+    result = kyo_otel_command("doctor", env=otlp_env(otlp_receiver))
+    assert result.returncode == 1
+    assert "was refused: UNAUTHENTICATED" in result.stdout
+    assert "fix: the collector wants credentials: set KYO_OTEL_OTLP_HEADERS" in result.stdout
+
+
+def test_doctor_gives_up_on_a_slow_collector_within_its_timeout(otlp_receiver):
+    otlp_receiver.delay = 30
+    result = kyo_otel_command("doctor", "--timeout", "1", env=otlp_env(otlp_receiver))
+    assert result.returncode == 1
+    assert "was refused: DEADLINE_EXCEEDED" in result.stdout
+    assert "did not answer in time" in result.stdout
+
+
+def test_doctor_fails_plainly_when_nothing_listens(otlp_receiver):
+    otlp_receiver.stop()  # the collector is down
+    endpoint = otlp_receiver.endpoint
     result = kyo_otel_command("doctor", "--timeout", "2", env={"KYO_OTEL_PROFILE": "otlp", "KYO_OTEL_OTLP_ENDPOINT": endpoint})
     assert result.returncode == 1
     assert f"FAIL  OTLP endpoint {endpoint}: nothing listens on 127.0.0.1:" in result.stdout
@@ -107,14 +96,13 @@ def test_doctor_says_when_the_port_speaks_another_protocol(otlp_receiver):
     """gRPC receiver, HTTP exporter: the TCP check passes, the real export does not."""
     result = kyo_otel_command(
         "doctor", "--timeout", "2",
-        env={"KYO_OTEL_PROFILE": "otlp", "KYO_OTEL_OTLP_ENDPOINT": otlp_receiver.endpoint,
-             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+        env=otlp_env(otlp_receiver, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf"),
     )
     assert result.returncode == 1
     assert "accepts TCP connections" in result.stdout
     assert "FAIL  an empty OTLP trace export" in result.stdout
     assert "fix: this looks like a gRPC port: set KYO_OTEL_OTLP_PROTOCOL=grpc" in result.stdout
-    assert otlp_receiver.requests == []
+    assert otlp_receiver.calls["traces"] == 0
 
 
 def test_doctor_reports_a_bad_setting_with_its_source():
@@ -128,6 +116,28 @@ def test_doctor_skips_the_network_when_no_signal_uses_otlp(tmp_path):
     result = kyo_otel_command("doctor", env={"KYO_OTEL_ENVIRONMENT": "development"}, cwd=tmp_path)
     assert result.returncode == 0, result.stdout
     assert "skip  OTLP endpoint: no signal exports to OTLP (traces=console" in result.stdout
+
+
+def test_doctor_validates_the_projects_collector_configuration():
+    result = kyo_otel_command("doctor")  # from the project root: collector/otel-collector.yaml
+    assert result.returncode == 0, result.stdout
+    assert "ok    collector/otel-collector.yaml passes the adot collector checks" in result.stdout
+
+
+def test_doctor_names_each_collector_problem_and_its_fix(tmp_path):
+    broken = tmp_path / "otel-collector.yaml"
+    broken.write_text((ROOT / "collector" / "otel-collector.yaml").read_text().replace("kyo.otp.sent", "kyo.otp.snet"))
+    result = kyo_otel_command("doctor", "--collector", str(broken))
+    assert result.returncode == 1
+    assert f"FAIL  {broken}: processors.filter/catalog_metrics" in result.stdout
+    assert "catalog metric 'kyo.otp.sent' is dropped before awsemf" in result.stdout
+    assert "fix: add kyo.otp.sent" in result.stdout
+
+
+def test_doctor_checks_the_local_collector_file_as_a_stock_collector_config():
+    result = kyo_otel_command("doctor", "--collector", "collector/otel-collector.local.yaml")
+    assert result.returncode == 0, result.stdout
+    assert "passes the otelcol collector checks" in result.stdout
 
 
 def test_doctor_fails_on_a_missing_collector_file(tmp_path):
@@ -157,6 +167,16 @@ def test_catalog_json_is_the_catalog():
         ["service.name", "deployment.environment.name"],
         ["service.name", "deployment.environment.name", "kyo.tenant.id"],
     ]
+
+
+def test_cost_prints_the_estimate_per_metric_and_the_total():
+    result = kyo_otel_command("cost", "--tenants", "200", "--instances", "4")
+    assert result.returncode == 0, result.stderr
+    expected = cost.estimate(tenants=200, instances=4)
+    assert result.stdout.strip() == expected.format_table().strip()
+    assert f"custom metrics: {expected.total_metrics}" in result.stdout
+    for row in expected.rows:
+        assert row.metric in result.stdout
 
 
 def test_bad_arguments_are_usage_errors():
