@@ -59,6 +59,8 @@ VOLATILE_ATTRIBUTES: tuple[str, ...] = (
     "process.pid",
     "http.user_agent",
     "user_agent.original",
+    "aws.xray.trace_id",
+    "kyo.request.id",
 )
 """Attributes whose values differ between runs; ``snapshot()`` shows them as ``<name>``."""
 
