@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pty
 import re
@@ -9,6 +10,12 @@ import select
 import subprocess
 import sys
 import textwrap
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from kyo_otel.console import ConsoleSpanExporter
 
 APP = textwrap.dedent(
     """
@@ -136,21 +143,12 @@ def test_colours_on_a_terminal_unless_no_color_is_set(redis_server):
 
 def test_spans_whose_root_never_ends_are_printed_at_flush():
     """A child span is held for its root; at shutdown (or after ``hold`` seconds) it is printed anyway."""
-    import io
-
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    from kyo_otel.console import ConsoleSpanExporter
-
     out = io.StringIO()
     exporter = ConsoleSpanExporter(out)
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
     root = tracer.start_span("long poll")
-    from opentelemetry import trace
-
     with trace.use_span(root):
         with tracer.start_as_current_span("read"):
             pass
