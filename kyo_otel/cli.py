@@ -93,10 +93,29 @@ def check_tcp(endpoint: str, timeout: float) -> Check:
     return Check("ok", f"OTLP endpoint {endpoint} accepts TCP connections")
 
 
-def _empty_export_grpc(settings: Settings, timeout: float) -> None:
+_SINGULAR = {"traces": "trace", "metrics": "metric", "logs": "log"}
+
+
+def _empty_request(signal: str) -> tuple[Any, Any]:
+    """The empty export request of one signal and its gRPC stub class."""
+    if signal == "traces":
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as messages
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as stubs
+
+        return messages.ExportTraceServiceRequest(), stubs.TraceServiceStub
+    if signal == "metrics":
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as messages
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as stubs
+
+        return messages.ExportMetricsServiceRequest(), stubs.MetricsServiceStub
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as messages
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as stubs
+
+    return messages.ExportLogsServiceRequest(), stubs.LogsServiceStub
+
+
+def _empty_export_grpc(settings: Settings, signal: str, timeout: float) -> None:
     import grpc
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
     host, port = _host_port(settings.otlp_endpoint)
     target = f"{host}:{port}"
@@ -104,32 +123,41 @@ def _empty_export_grpc(settings: Settings, timeout: float) -> None:
         channel = grpc.secure_channel(target, grpc.ssl_channel_credentials())
     else:
         channel = grpc.insecure_channel(target)
+    request, stub = _empty_request(signal)
     try:
         metadata = [(k.lower(), v) for k, v in settings.otlp_headers.items()]
-        TraceServiceStub(channel).Export(ExportTraceServiceRequest(), timeout=timeout, metadata=metadata)
+        stub(channel).Export(request, timeout=timeout, metadata=metadata)
     finally:
         channel.close()
 
 
-def _empty_export_http(settings: Settings, timeout: float) -> None:
+def _empty_export_http(settings: Settings, signal: str, timeout: float) -> None:
     import urllib.request
 
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    request = urllib.request.Request(
-        f"{settings.otlp_endpoint}/v1/traces",
-        data=ExportTraceServiceRequest().SerializeToString(),
+    request, _ = _empty_request(signal)
+    http_request = urllib.request.Request(
+        f"{settings.otlp_endpoint}/v1/{signal}",
+        data=request.SerializeToString(),
         headers={"Content-Type": "application/x-protobuf", **settings.otlp_headers},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the configured endpoint)
+    with urllib.request.urlopen(http_request, timeout=timeout) as response:  # noqa: S310 (the configured endpoint)
         response.read()
 
 
-def _grpc_fix(code_name: str, settings: Settings) -> str:
+def _grpc_fix(code_name: str, signal: str, first: bool) -> str:
+    if code_name == "UNIMPLEMENTED":
+        pipeline = (
+            f"the collector has no {signal} pipeline with the otlp receiver: add otlp to "
+            f"service.pipelines.{signal}.receivers"
+        )
+        if not first:
+            return pipeline
+        return (
+            "this port does not serve OTLP/gRPC: use the collector's gRPC port (4317), or set "
+            f"KYO_OTEL_OTLP_PROTOCOL=http/protobuf for its HTTP port (4318); or {pipeline}"
+        )
     fixes = {
-        "UNIMPLEMENTED": "this port does not serve OTLP/gRPC: use the collector's gRPC port (4317), or set "
-        "KYO_OTEL_OTLP_PROTOCOL=http/protobuf for its HTTP port (4318)",
         "UNAVAILABLE": "the collector is not answering gRPC here (an HTTP port, TLS mismatch, or it is starting): "
         "check the port (4317 for gRPC) and http:// versus https://",
         "UNAUTHENTICATED": "the collector wants credentials: set KYO_OTEL_OTLP_HEADERS (or OTEL_EXPORTER_OTLP_HEADERS)",
@@ -139,30 +167,31 @@ def _grpc_fix(code_name: str, settings: Settings) -> str:
     return fixes.get(code_name, "look at the collector's own log for why it refused the export")
 
 
-def check_empty_export(settings: Settings, timeout: float) -> Check:
-    """Send a real OTLP export with no spans: proves protocol, path, TLS and credentials."""
-    what = f"an empty OTLP trace export to {settings.otlp_endpoint} ({settings.otlp_protocol})"
+def check_empty_export(settings: Settings, signal: str, timeout: float, first: bool = True) -> Check:
+    """Send a real OTLP export with nothing in it: proves protocol, path, TLS, credentials and
+    that the collector has a pipeline for the signal."""
+    what = f"an empty OTLP {_SINGULAR[signal]} export to {settings.otlp_endpoint} ({settings.otlp_protocol})"
     start = time.perf_counter()
     try:
         if settings.otlp_protocol == "grpc":
-            _empty_export_grpc(settings, timeout)
+            _empty_export_grpc(settings, signal, timeout)
         else:
-            _empty_export_http(settings, timeout)
+            _empty_export_http(settings, signal, timeout)
     except Exception as exc:  # every failure becomes a finding, never a traceback
         code = getattr(exc, "code", None)
         if callable(code):  # grpc.RpcError
             name = code().name
             detail = (exc.details() if hasattr(exc, "details") else "") or ""
-            return Check("FAIL", f"{what} was refused: {name} {detail}".rstrip(), _grpc_fix(name, settings))
-        status = getattr(exc, "code", None)
-        if isinstance(status, int):  # urllib HTTPError
+            return Check("FAIL", f"{what} was refused: {name} {detail}".rstrip(), _grpc_fix(name, signal, first))
+        if isinstance(code, int):  # urllib's HTTPError
             fix = (
-                "this port does not serve OTLP/HTTP at /v1/traces: use the collector's HTTP port (4318), "
-                "or set KYO_OTEL_OTLP_PROTOCOL=grpc for its gRPC port (4317)"
-                if status in (404, 405, 415)
+                f"this port does not serve OTLP/HTTP at /v1/{signal}: use the collector's HTTP port (4318), "
+                f"or set KYO_OTEL_OTLP_PROTOCOL=grpc for its gRPC port (4317); or add otlp to "
+                f"service.pipelines.{signal}.receivers"
+                if code in (404, 405, 415)
                 else "the collector refused the export; see its log"
             )
-            return Check("FAIL", f"{what} was refused: HTTP {status}", fix)
+            return Check("FAIL", f"{what} was refused: HTTP {code}", fix)
         import http.client
 
         if isinstance(exc, http.client.HTTPException):  # e.g. HTTP/1.1 sent to a gRPC (HTTP/2) port
@@ -172,6 +201,18 @@ def check_empty_export(settings: Settings, timeout: float) -> Check:
                      "check the endpoint's scheme (http/https), port and protocol")
     elapsed = (time.perf_counter() - start) * 1000
     return Check("ok", f"{what} accepted in {elapsed:.0f} ms")
+
+
+def check_exports(settings: Settings, signals: list[str], timeout: float) -> list[Check]:
+    """One empty export per signal sent over OTLP; after a failure that is not about a missing
+    pipeline the others would fail the same way, so they are not tried."""
+    checks: list[Check] = []
+    for index, signal in enumerate(signals):
+        check = check_empty_export(settings, signal, timeout, first=index == 0)
+        checks.append(check)
+        if check.status == "FAIL" and "pipeline" not in check.fix:
+            break
+    return checks
 
 
 def collector_target(path: Path, target: str) -> str:
@@ -225,7 +266,7 @@ def doctor(args: argparse.Namespace, out: IO[str], env: dict[str, str] | None = 
             tcp = check_tcp(settings.otlp_endpoint, args.timeout)
             checks.append(tcp)
             if tcp.status == "ok":
-                checks.append(check_empty_export(settings, args.timeout))
+                checks.extend(check_exports(settings, otlp_signals, args.timeout))
     explicit = args.collector is not None
     checks.extend(check_collector(Path(args.collector) if explicit else DEFAULT_COLLECTOR, explicit, args.target))
 

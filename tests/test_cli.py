@@ -7,10 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent import futures
 from pathlib import Path
 
 import grpc
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from kyo_otel import catalog, cost
 from kyo_otel.receiver import OtlpReceiver
@@ -60,9 +62,34 @@ def test_doctor_sends_a_real_empty_export(otlp_receiver):
     result = kyo_otel_command("doctor", env=otlp_env(otlp_receiver))
     assert result.returncode == 0, result.stdout
     assert f"ok    OTLP endpoint {otlp_receiver.endpoint} accepts TCP connections" in result.stdout
-    assert "ok    an empty OTLP trace export" in result.stdout and "accepted in" in result.stdout
-    assert otlp_receiver.calls["traces"] == 1
-    assert otlp_receiver.counts()["spans"] == 0
+    for signal in ("trace", "metric", "log"):
+        assert f"ok    an empty OTLP {signal} export to {otlp_receiver.endpoint} (grpc) accepted in" in result.stdout
+    assert otlp_receiver.calls == {"traces": 1, "metrics": 1, "logs": 1}
+    assert otlp_receiver.counts() == {"spans": 0, "points": 0, "logs": 0}
+
+
+class TracesOnly(trace_service_pb2_grpc.TraceServiceServicer):
+    def Export(self, request, context):  # noqa: N802 (gRPC's name)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def test_doctor_finds_a_collector_without_a_metrics_pipeline():
+    """A collector whose otlp receiver is in the traces pipeline only answers metrics with UNIMPLEMENTED."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TracesOnly(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        result = kyo_otel_command(
+            "doctor", env={"KYO_OTEL_PROFILE": "otlp", "KYO_OTEL_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
+        )
+    finally:
+        server.stop(grace=None)
+    assert result.returncode == 1
+    assert "ok    an empty OTLP trace export" in result.stdout
+    assert "FAIL  an empty OTLP metric export" in result.stdout and "UNIMPLEMENTED" in result.stdout
+    assert "fix: the collector has no metrics pipeline with the otlp receiver: add otlp to service.pipelines.metrics.receivers" in result.stdout
+    assert "2 problems found." in result.stdout  # metrics and logs
 
 
 def test_doctor_explains_a_collector_that_wants_credentials(otlp_receiver):
@@ -101,6 +128,7 @@ def test_doctor_says_when_the_port_speaks_another_protocol(otlp_receiver):
     assert result.returncode == 1
     assert "accepts TCP connections" in result.stdout
     assert "FAIL  an empty OTLP trace export" in result.stdout
+    assert "metric export" not in result.stdout, "one failure of this kind is enough"
     assert "fix: this looks like a gRPC port: set KYO_OTEL_OTLP_PROTOCOL=grpc" in result.stdout
     assert otlp_receiver.calls["traces"] == 0
 
