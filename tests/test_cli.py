@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from concurrent import futures
 from pathlib import Path
 
@@ -117,6 +119,45 @@ def test_doctor_fails_plainly_when_nothing_listens(otlp_receiver):
     assert "fix: start the collector" in result.stdout
     assert "1 problem found." in result.stdout
     assert "Traceback" not in result.stderr
+
+
+class OtlpHttpHandler(http.server.BaseHTTPRequestHandler):
+    """A real OTLP/HTTP endpoint: accepts protobuf posts to /v1/traces, /v1/metrics, /v1/logs."""
+
+    received: list[tuple[str, str, str]] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.received.append((self.path, self.headers.get("Content-Type"), self.headers.get("x-api-key")))
+        status = 200 if self.path in ("/v1/traces", "/v1/metrics", "/v1/logs") else 404
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_doctor_over_otlp_http_sends_the_configured_headers():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OtlpHttpHandler)
+    OtlpHttpHandler.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = kyo_otel_command(
+            "doctor",
+            env={"KYO_OTEL_PROFILE": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                 "KYO_OTEL_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+                 "KYO_OTEL_OTLP_HEADERS": "x-api-key=s3cret"},
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stdout
+    assert sorted(OtlpHttpHandler.received) == [
+        (f"/v1/{signal}", "application/x-protobuf", "s3cret") for signal in ("logs", "metrics", "traces")
+    ]
+    assert "s3cret" not in result.stdout
 
 
 def test_doctor_says_when_the_port_speaks_another_protocol(otlp_receiver):
