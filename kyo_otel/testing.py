@@ -24,6 +24,7 @@ one, so the store adds every collection's points up and a query never loses an e
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -359,6 +360,13 @@ def capture(**settings: Any) -> CapturedTelemetry:
     """
     handle = telemetry_module.current()
     if handle is not None and not _is_memory(handle):
+        warnings.warn(
+            f"kyo_otel: replacing this process's configuration (traces={handle.settings.exporter('traces')}, "
+            f"metrics={handle.settings.exporter('metrics')}, logs={handle.settings.exporter('logs')}) with the "
+            "memory profile; apps instrumented before keep the old providers. In tests, configure with "
+            "environment='test' (or KYO_OTEL_ENVIRONMENT=test), or shut the other configuration down.",
+            stacklevel=2,
+        )
         handle.shutdown()
         handle = None
     if handle is None:

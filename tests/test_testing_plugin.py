@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 import kyo_otel
+from kyo_otel.testing import capture
 
 logger = logging.getLogger("tests.checkout")
 
@@ -145,3 +146,14 @@ def test_installed_plugin_gives_each_test_an_empty_capture(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_a_leftover_configuration_of_another_profile_is_replaced_with_a_warning():
+    kyo_otel.shutdown()
+    console = kyo_otel.configure(environment="development", metric_export_interval=3_600_000)
+    with pytest.warns(UserWarning, match=r"replacing this process's configuration \(traces=console"):
+        captured = capture()
+    assert kyo_otel.current() is captured.handle is not console
+    assert console.tracer_provider is not captured.handle.tracer_provider
+    logger.warning("captured")
+    assert captured.logs(message="captured")
