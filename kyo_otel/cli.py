@@ -359,7 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kyo-otel", description="kyo_otel's command line: doctor, cost, catalog.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check = commands.add_parser("doctor", help="show the effective configuration and check the collector connection")
+    check = commands.add_parser(
+        "doctor",
+        help="show the effective configuration and check the collector connection",
+        description="Reads the environment configure() reads, so run it where the service runs. Prints each "
+        "setting and its source, connects to the OTLP endpoint and sends it an empty export per signal, "
+        "validates the collector configuration. Exit status 1 when anything is wrong.",
+    )
     check.add_argument("--collector", metavar="PATH", help=f"collector configuration to validate (default {DEFAULT_COLLECTOR})")
     check.add_argument("--target", choices=("auto", "adot", "otelcol"), default="auto",
                        help="collector the file is for: adot (production) or otelcol (a stock collector, "
