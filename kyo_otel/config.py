@@ -159,6 +159,11 @@ def _exporter_default(resolved: Mapping[str, Any]) -> str:
     return resolved["profile"] or profile_for_environment(resolved["environment"])
 
 
+def _metric_interval_default(resolved: Mapping[str, Any]) -> float:
+    # A person watching the console wants the table within seconds; collectors want a minute.
+    return 10_000.0 if resolved["metrics_exporter"] == "console" else 60_000.0
+
+
 PARAMS: tuple[Param, ...] = (
     Param("service_name", _text, "unknown_service", "KYO_OTEL_SERVICE_NAME", ("OTEL_SERVICE_NAME",),
           "service.name resource attribute"),
@@ -184,8 +189,9 @@ PARAMS: tuple[Param, ...] = (
           "lowest level the log bridge exports (audit records are always exported)"),
     Param("console_format", _choice(CONSOLE_FORMATS), "text", "KYO_OTEL_CONSOLE_FORMAT", (),
           "console profile: text for people, json for container log drivers"),
-    Param("metric_export_interval", _number(100, 3_600_000), 60_000.0, "KYO_OTEL_METRIC_EXPORT_INTERVAL",
-          ("OTEL_METRIC_EXPORT_INTERVAL",), "milliseconds between metric exports"),
+    Param("metric_export_interval", _number(100, 3_600_000), _metric_interval_default,
+          "KYO_OTEL_METRIC_EXPORT_INTERVAL", ("OTEL_METRIC_EXPORT_INTERVAL",),
+          "milliseconds between metric exports (10 s on the console, 60 s otherwise)"),
     Param("span_queue_size", _number(1, 1_000_000, integer=True), 2048, "KYO_OTEL_SPAN_QUEUE_SIZE",
           ("OTEL_BSP_MAX_QUEUE_SIZE",)),
     Param("log_queue_size", _number(1, 1_000_000, integer=True), 2048, "KYO_OTEL_LOG_QUEUE_SIZE",

@@ -104,3 +104,9 @@ def test_configure_validates_before_installing_anything():
         kyo_otel.configure(environment="test", sample_ratio=2)
     with pytest.raises(ConfigError, match="profile"):
         kyo_otel.configure(env={"KYO_OTEL_PROFILE": "loud"})
+
+
+def test_metric_interval_is_short_on_the_console_and_a_minute_for_collectors():
+    assert resolve_settings({"environment": "development"}, {}).metric_export_interval == 10_000
+    assert resolve_settings({"environment": "production"}, {}).metric_export_interval == 60_000
+    assert resolve_settings({}, {"OTEL_METRIC_EXPORT_INTERVAL": "5000"}).metric_export_interval == 5000
