@@ -227,10 +227,10 @@ def create_app(
         audit(
             "otp.verify",
             "otp",
-            user_id="phone:" + service.phone_ref(tenant, phone),
+            user_id="phone:" + service.phone_ref(tenant, phone),  # a keyed pseudonym, never the number
             tenant_id=tenant,
             result=outcome,
-            reason=result.reason,
+            **({"reason": result.reason} if result.reason else {}),
         )
         fields = {"otp.action": "verify", "kyo.tenant.id": tenant, "otp.phone": mask_phone(phone), "otp.outcome": outcome}
         if result.success:

@@ -281,8 +281,10 @@ def summarise(telemetry: kyo_otel.Telemetry, spans: SpanTally, logs: LogTally, t
     for point in points.get(catalog.OTP_VERIFICATIONS.name, []):
         attrs = point.attributes or {}
         verified[attrs.get(catalog.OTP_FAILURE_REASON, attrs.get(catalog.OTP_RESULT, "?"))] += point.value
+    verifications_source = catalog.OTP_VERIFICATIONS.name
     if not points:  # metrics went to a collector: the client's own view is all there is here
         verified = Counter(traffic.verifications)
+        verifications_source = "the HTTP responses"
     attempts = sum(verified.values())
     return {
         "seconds": round(seconds, 1),
@@ -297,6 +299,7 @@ def summarise(telemetry: kyo_otel.Telemetry, spans: SpanTally, logs: LogTally, t
         "latency_source": latency_source,
         "latency_ms": {f"p{round(q * 100)}": round(v * 1000, 2) for q, v in latency.items()},
         "verifications": dict(verified),
+        "verifications_source": verifications_source,
         "otp_success_rate": round(verified.get("success", 0) / attempts, 3) if attempts else None,
     }
 
@@ -326,7 +329,8 @@ def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
     rate = summary["otp_success_rate"]
     if rate is not None:
         failures = ", ".join(f"{k} {v:g}" for k, v in sorted(verified.items()) if k != "success")
-        w(f"  OTP success  {rate * 100:.1f}% of {sum(verified.values()):g} verifications (failures: {failures})\n")
+        w(f"  OTP success  {rate * 100:.1f}% of {sum(verified.values()):g} verifications (failures: {failures}; "
+          f"from {summary['verifications_source']})\n")
     out.flush()
 
 
