@@ -141,6 +141,11 @@ def _rate_headers(decision: otp_lib.RateDecision) -> dict[str, str]:
 
 
 _VERIFY_STATUS = {otp_lib.WRONG_CODE: 401, otp_lib.EXPIRED: 410, otp_lib.TOO_MANY_ATTEMPTS: 403}
+_VERIFY_MESSAGES = {
+    otp_lib.WRONG_CODE: "the code does not match",
+    otp_lib.EXPIRED: "no valid code for this phone: it expired, was used, or was never sent",
+    otp_lib.TOO_MANY_ATTEMPTS: "too many wrong codes; request a new one",
+}
 
 
 def create_app(
@@ -282,10 +287,3 @@ def create_app(
     elif kyo_otel.current() is not None:
         kyo_otel.instrument_app(app, redis=redis_client)
     return app
-
-
-_VERIFY_MESSAGES = {
-    otp_lib.WRONG_CODE: "the code does not match",
-    otp_lib.EXPIRED: "no valid code for this phone: it expired, was used, or was never sent",
-    otp_lib.TOO_MANY_ATTEMPTS: "too many wrong codes; request a new one",
-}

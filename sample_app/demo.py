@@ -109,6 +109,7 @@ class Driver:
         self.traffic = traffic
         self.random = random.Random(seed)
         self.late: list[tuple[float, str, str, str]] = []  # (due, tenant, phone, code)
+        self.first = [name for name, _ in self.SCENARIOS]  # each scenario once, then a random mix
 
     def call(self, path: str, tenant: str | None, body: Any = None, *, method: str = "POST", raw: bytes | None = None) -> tuple[int, Any]:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
@@ -208,7 +209,7 @@ class Driver:
     def step(self) -> None:
         self.verify_due()
         names, weights = zip(*self.SCENARIOS)
-        name = self.random.choices(names, weights)[0]
+        name = self.first.pop(0) if self.first else self.random.choices(names, weights)[0]
         getattr(self, name)(self.random.choice(TENANTS))
         time.sleep(self.random.uniform(0, 0.02))  # users do not arrive back to back
 
@@ -385,11 +386,12 @@ def run_demo(duration: float = 15.0, redis_url: str | None = None, *, workers: i
             time.sleep(0.05)
 
     def flood() -> None:
-        driver = Driver(base_url, outbox, traffic, 99)
+        driver = Driver(base_url, outbox, traffic, seed - 1)
         for i in range(FLOOD_TENANTS):
             driver.send(f"flood-{i:03d}", driver.phone())
 
-    threads = [threading.Thread(target=work, args=(seed,), daemon=True) for seed in range(workers)]
+    seed = random.SystemRandom().getrandbits(32)  # fresh phone numbers on every run (a real Redis keeps state)
+    threads = [threading.Thread(target=work, args=(seed + i,), daemon=True) for i in range(workers)]
     for thread in threads:
         thread.start()
     events = [(0.35, "tenant flood", flood)]
@@ -401,7 +403,8 @@ def run_demo(duration: float = 15.0, redis_url: str | None = None, *, workers: i
             elapsed = time.monotonic() - start
             while events and elapsed >= events[0][0] * duration:
                 _, note, action = events.pop(0)
-                threading.Thread(target=action, daemon=True).start()
+                threads.append(threading.Thread(target=action, daemon=True))
+                threads[-1].start()
             _progress(progress, min(elapsed, duration), duration, traffic, note if elapsed < duration else "expiries")
             time.sleep(0.2 if progress.isatty() else 2.0)
     except KeyboardInterrupt:
