@@ -32,7 +32,7 @@ RATE_LIMITED_RESOURCE = "otp.send"
 
 _log = logging.getLogger("sample_app.otp")
 _errors = logging.getLogger("sample_app.errors")
-_audit_log = logging.getLogger("kyo.audit")
+_audit_log = logging.getLogger("kyo_otel.audit")
 
 # Redis failures that mean "unavailable right now" (503), not a bug (500).
 REDIS_UNAVAILABLE = (redis_lib.exceptions.ConnectionError, redis_lib.exceptions.TimeoutError)
@@ -96,22 +96,25 @@ def resolve_settings(
 
 
 def audit(action: str, resource: str, *, user_id: str, tenant_id: str, result: str, **context: Any) -> None:
-    """One audit record: through ``kyo_otel.audit`` when this kyo_otel has it, else a log record
-    on the ``kyo.audit`` logger marked ``kyo.audit=True`` (what ``kyo_otel.audit`` writes)."""
+    """One audit record, through ``kyo_otel.audit`` when this kyo_otel has it (branch logs-scrub).
+
+    Until then, a log record on the ``kyo_otel.audit`` logger with the same attributes, among them
+    ``kyo.log.type=audit``, which the collector routes to the audit log group.
+    """
     library_audit = getattr(kyo_otel, "audit", None)
-    if library_audit is not None:
+    if callable(library_audit):  # (not the kyo_otel.audit module of a kyo_otel that exports no function)
         library_audit(action, resource, user_id=user_id, tenant_id=tenant_id, result=result, **context)
         return
-    extra = {
-        "kyo.audit": True,
-        "audit.action": action,
-        "audit.resource": resource,
-        "audit.result": result,
-        "enduser.id": user_id,
+    extra = {key: value for key, value in context.items() if value is not None}
+    extra.update({
+        "kyo.log.type": "audit",
+        "kyo.audit.action": action,
+        "kyo.audit.resource": resource,
+        "kyo.audit.result": result,
+        "user.id": user_id,
         "kyo.tenant.id": tenant_id,
-    }
-    extra.update({f"audit.{key}": value for key, value in context.items() if value is not None})
-    _audit_log.info("audit %s %s", action, result, extra=extra)
+    })
+    _audit_log.info("audit: %s %s -> %s", action, resource, result, extra=extra)
 
 
 def _error(status: int, error: str, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> Any:
@@ -235,7 +238,7 @@ def create_app(
             user_id="phone:" + service.phone_ref(tenant, phone),  # a keyed pseudonym, never the number
             tenant_id=tenant,
             result=outcome,
-            **({"reason": result.reason} if result.reason else {}),
+            **({"kyo.otp.failure_reason": result.reason} if result.reason else {}),
         )
         fields = {"otp.action": "verify", "kyo.tenant.id": tenant, "otp.phone": mask_phone(phone), "otp.outcome": outcome}
         if result.success:

@@ -17,10 +17,11 @@ _logger = logging.getLogger("sample_app.sms")
 
 
 def mask_phone(phone: str) -> str:
-    """``+886912345678`` -> ``+88********78``: enough to tell numbers apart in a log, no more."""
-    if len(phone) < 6:
+    """``+886912345678`` -> ``+886*******78`` (first 4 characters, last 2 digits, as kyo_otel's
+    scrubber masks): enough to tell numbers apart in a log, no more."""
+    if len(phone) < 8:
         return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 5) + phone[-2:]
+    return phone[:4] + "*" * (len(phone) - 6) + phone[-2:]
 
 
 class SmsSender(Protocol):

@@ -87,10 +87,11 @@ def test_send_then_verify(http, outbox, telemetry, redis_client):
     assert routes == {"/otp/send", "/otp/verify"}
     assert any(span.kind.name == "CLIENT" and "HSET" in span.name for span in telemetry.spans)  # a span per Redis call
     actions = [(r.body, r.attributes["otp.action"], r.attributes["otp.phone"]) for r in telemetry.logs_of("sample_app.otp")]
-    assert actions == [("otp sent", "send", "+88********78"), ("otp verified", "verify", "+88********78")]
-    (audit,) = telemetry.logs_of("kyo.audit")
-    assert audit.attributes["kyo.audit"] is True and audit.attributes["audit.result"] == "success"
-    assert audit.attributes["kyo.tenant.id"] == TENANT and audit.attributes["enduser.id"].startswith("phone:")
+    assert actions == [("otp sent", "send", "+886*******78"), ("otp verified", "verify", "+886*******78")]
+    (audit,) = telemetry.logs_of("kyo_otel.audit")
+    assert audit.attributes["kyo.log.type"] == "audit"  # what the collector routes to the audit log group
+    assert (audit.attributes["kyo.audit.action"], audit.attributes["kyo.audit.result"]) == ("otp.verify", "success")
+    assert audit.attributes["kyo.tenant.id"] == TENANT and audit.attributes["user.id"].startswith("phone:")
 
     # Nothing secret leaves the process, nor sits in Redis in clear.
     telemetry.assert_never_contains(PHONE, PHONE[1:], PHONE[-8:], code)
@@ -140,7 +141,7 @@ def test_five_wrong_codes_lock_the_code(http, outbox, telemetry):
     assert locked.status_code == 403 and locked.get_json()["error"] == "too_many_attempts"
     assert telemetry.total("kyo.otp.verifications", kyo__tenant__id=TENANT, kyo__otp__failure_reason="wrong_code") == 5
     assert telemetry.total("kyo.otp.verifications", kyo__otp__failure_reason="too_many_attempts") == 1
-    audits = [r.attributes["audit.reason"] for r in telemetry.logs_of("kyo.audit")]
+    audits = [r.attributes["kyo.otp.failure_reason"] for r in telemetry.logs_of("kyo_otel.audit")]
     assert audits == ["wrong_code"] * 5 + ["too_many_attempts"]
     telemetry.assert_never_contains(code, wrong(code), PHONE[1:])
 
