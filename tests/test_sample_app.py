@@ -18,7 +18,6 @@ from werkzeug.serving import make_server
 import kyo_otel
 from sample_app import OutboxSender, connect_redis, create_app
 from sample_app.sms import FailingSender
-from tests.support.recorded import Recorded
 
 pytestmark = pytest.mark.redis
 
@@ -28,12 +27,22 @@ SECRET = "a-test-secret-of-enough-length"
 
 
 @pytest.fixture
-def telemetry():
-    handle = kyo_otel.configure(environment="test")
-    if handle.memory.spans is None:  # an earlier test left another profile configured
-        handle.shutdown()
-        handle = kyo_otel.configure(environment="test")
-    return Recorded(handle).start()
+def telemetry(kyo_telemetry):
+    """The memory profile of this process (kyo_otel's pytest fixture), emptied for each test."""
+    return kyo_telemetry
+
+
+def assert_never_contains(telemetry, *secrets: str) -> None:
+    """No span (name, attribute, event) or log record (body, attribute) carries any of ``secrets``."""
+    texts = []
+    for span in telemetry.spans():
+        texts += [span.name, span.status.description or "", *map(str, (span.attributes or {}).values())]
+        for event in span.events:
+            texts += [event.name, *map(str, (event.attributes or {}).values())]
+    for log in telemetry.logs():
+        texts += [log.message, *map(str, log.attributes.values())]
+    leaks = [(secret, text) for text in texts for secret in secrets if secret in text]
+    assert not leaks, f"telemetry carries a secret: {leaks[:3]}"
 
 
 @pytest.fixture
@@ -80,21 +89,21 @@ def test_send_then_verify(http, outbox, telemetry, redis_client):
     verified = verify(http, code)
     assert verified.status_code == 200 and verified.get_json() == {"verified": True}
 
-    assert telemetry.total("kyo.otp.sent", kyo__tenant__id=TENANT) == 1
-    assert telemetry.total("kyo.otp.verifications", kyo__tenant__id=TENANT, kyo__otp__result="success") == 1
-    assert telemetry.total("http.server.request.duration", http__route="/otp/verify", http__response__status_code=200) == 1
-    routes = {span.attributes.get("http.route") for span in telemetry.spans if span.kind.name == "SERVER"}
+    assert telemetry.metric("kyo.otp.sent", kyo_tenant_id=TENANT).value == 1
+    assert telemetry.metric("kyo.otp.verifications", kyo_tenant_id=TENANT, kyo_otp_result="success").value == 1
+    assert telemetry.metric("http.server.request.duration", http_route="/otp/verify", http_response_status_code=200).count == 1
+    routes = {span.attributes.get("http.route") for span in telemetry.spans() if span.kind.name == "SERVER"}
     assert routes == {"/otp/send", "/otp/verify"}
-    assert any(span.kind.name == "CLIENT" and "HSET" in span.name for span in telemetry.spans)  # a span per Redis call
-    actions = [(r.body, r.attributes["otp.action"], r.attributes["otp.phone"]) for r in telemetry.logs_of("sample_app.otp")]
+    assert any(span.kind.name == "CLIENT" and "HSET" in span.name for span in telemetry.spans())  # a span per Redis call
+    actions = [(r.message, r.attributes["otp.action"], r.attributes["otp.phone"]) for r in telemetry.logs(logger="sample_app.otp")]
     assert actions == [("otp sent", "send", "+886*******78"), ("otp verified", "verify", "+886*******78")]
-    (audit,) = telemetry.logs_of("kyo_otel.audit")
+    (audit,) = telemetry.logs(logger="kyo_otel.audit")
     assert audit.attributes["kyo.log.type"] == "audit"  # what the collector routes to the audit log group
     assert (audit.attributes["kyo.audit.action"], audit.attributes["kyo.audit.result"]) == ("otp.verify", "success")
     assert audit.attributes["kyo.tenant.id"] == TENANT and audit.attributes["user.id"].startswith("phone:")
 
     # Nothing secret leaves the process, nor sits in Redis in clear.
-    telemetry.assert_never_contains(PHONE, PHONE[1:], PHONE[-8:], code)
+    assert_never_contains(telemetry, PHONE, PHONE[1:], PHONE[-8:], code)
     stored = b" ".join(redis_client.keys("*")) + b" ".join(str(redis_client.hgetall(k)).encode() for k in redis_client.keys("otp:code:*"))
     assert PHONE[-8:].encode() not in stored
 
@@ -105,7 +114,7 @@ def test_a_code_works_once(http, outbox, telemetry):
     assert verify(http, code).status_code == 200
     again = verify(http, code)
     assert again.status_code == 410 and again.get_json()["error"] == "expired"
-    assert telemetry.total("kyo.otp.verifications", kyo__otp__failure_reason="expired") == 1
+    assert telemetry.metric("kyo.otp.verifications", kyo_otp_failure_reason="expired").value == 1
 
 
 def test_a_new_code_replaces_the_previous_one(http, outbox):
@@ -139,11 +148,11 @@ def test_five_wrong_codes_lock_the_code(http, outbox, telemetry):
     assert remaining == [4, 3, 2, 1, 0]
     locked = verify(http, code)  # even the right code, now
     assert locked.status_code == 403 and locked.get_json()["error"] == "too_many_attempts"
-    assert telemetry.total("kyo.otp.verifications", kyo__tenant__id=TENANT, kyo__otp__failure_reason="wrong_code") == 5
-    assert telemetry.total("kyo.otp.verifications", kyo__otp__failure_reason="too_many_attempts") == 1
-    audits = [r.attributes["kyo.otp.failure_reason"] for r in telemetry.logs_of("kyo_otel.audit")]
+    assert telemetry.metric("kyo.otp.verifications", kyo_tenant_id=TENANT, kyo_otp_failure_reason="wrong_code").value == 5
+    assert telemetry.metric("kyo.otp.verifications", kyo_otp_failure_reason="too_many_attempts").value == 1
+    audits = [r.attributes["kyo.otp.failure_reason"] for r in telemetry.logs(logger="kyo_otel.audit")]
     assert audits == ["wrong_code"] * 5 + ["too_many_attempts"]
-    telemetry.assert_never_contains(code, wrong(code), PHONE[1:])
+    assert_never_contains(telemetry, code, wrong(code), PHONE[1:])
 
 
 def test_concurrent_verifications_of_one_code_succeed_once(make_app, outbox):
@@ -170,7 +179,7 @@ def test_a_code_expires_after_its_ttl(make_app, outbox, telemetry):
     time.sleep(1.2)
     expired = verify(http, code)
     assert expired.status_code == 410 and expired.get_json()["error"] == "expired"
-    assert telemetry.total("kyo.otp.verifications", kyo__tenant__id=TENANT, kyo__otp__failure_reason="expired") == 1
+    assert telemetry.metric("kyo.otp.verifications", kyo_tenant_id=TENANT, kyo_otp_failure_reason="expired").value == 1
 
 
 def test_sends_are_rate_limited_per_tenant_and_phone(make_app, telemetry):
@@ -186,10 +195,10 @@ def test_sends_are_rate_limited_per_tenant_and_phone(make_app, telemetry):
     assert before < int(limited.headers["X-RateLimit-Reset"]) <= time.time() + 61
     assert send(http, phone="+886900000001").status_code == 200  # another phone
     assert send(http, tenant="globex").status_code == 200  # the same phone, another tenant
-    assert telemetry.total("kyo.rate_limit.hits", kyo__tenant__id=TENANT, kyo__rate_limit__resource="otp.send") == 1
-    assert telemetry.total("kyo.otp.sent") == 5
-    (warning,) = [r for r in telemetry.logs_of("sample_app.otp") if r.attributes["otp.outcome"] == "rate_limited"]
-    assert warning.severity_text == "WARN"
+    assert telemetry.metric("kyo.rate_limit.hits", kyo_tenant_id=TENANT, kyo_rate_limit_resource="otp.send").value == 1
+    assert telemetry.metric("kyo.otp.sent").value == 5
+    (warning,) = [r for r in telemetry.logs(logger="sample_app.otp") if r.attributes["otp.outcome"] == "rate_limited"]
+    assert warning.level == "WARN"
 
 
 def test_the_rate_limit_window_resets(make_app):
@@ -251,7 +260,7 @@ def test_a_missing_or_invalid_tenant_is_400(http, headers, error, telemetry):
         response = http.post(path, json={"phone": PHONE, "code": "123456"}, headers=headers)
         assert response.status_code == 400
         assert response.get_json()["field"] == "X-Tenant-Id" and response.get_json()["error"] == error
-    assert telemetry.total("kyo.otp.sent") == 0
+    assert telemetry.metric("kyo.otp.sent").value == 0
 
 
 def test_unknown_paths_wrong_methods_and_big_bodies_are_json(http, telemetry):
@@ -263,7 +272,7 @@ def test_unknown_paths_wrong_methods_and_big_bodies_are_json(http, telemetry):
     too_big = http.post("/otp/send", data=b"{" + b" " * 20_000 + b"}", headers={"X-Tenant-Id": TENANT})
     assert too_big.status_code == 413 and too_big.is_json
     # A probed path is no new route in the metrics: the 404 and the 405 share one value.
-    assert telemetry.total("kyo.http.server.errors", error__type="ClientError", http__route="(unmatched)") == 2
+    assert telemetry.metric("kyo.http.server.errors", error_type="ClientError", http_route="(unmatched)").value == 2
 
 
 def test_an_sms_gateway_failure_is_502_and_leaves_no_usable_code(make_app, redis_client, telemetry):
@@ -271,9 +280,9 @@ def test_an_sms_gateway_failure_is_502_and_leaves_no_usable_code(make_app, redis
     response = send(http)
     assert response.status_code == 502 and response.get_json()["error"] == "sms_failed"
     assert redis_client.keys("otp:code:*") == []
-    assert telemetry.total("kyo.otp.sent") == 0
-    (failure,) = telemetry.logs_of("sample_app.otp")
-    assert failure.severity_text == "ERROR" and failure.attributes["otp.outcome"] == "sms_failed"
+    assert telemetry.metric("kyo.otp.sent").value == 0
+    (failure,) = telemetry.logs(logger="sample_app.otp")
+    assert failure.level == "ERROR" and failure.attributes["otp.outcome"] == "sms_failed"
 
 
 def test_an_unexpected_error_is_a_500_json_without_a_stack_trace(make_app, telemetry):
@@ -287,7 +296,7 @@ def test_an_unexpected_error_is_a_500_json_without_a_stack_trace(make_app, telem
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal_error", "message": "an unexpected error occurred"}
     assert b"Traceback" not in response.data and b"a bug" not in response.data
-    (logged,) = telemetry.logs_of("sample_app.errors")
+    (logged,) = telemetry.logs(logger="sample_app.errors")
     assert logged.attributes["exception.type"] == "RuntimeError" and "Traceback" in logged.attributes["exception.stacktrace"]
 
 
@@ -330,8 +339,8 @@ def test_a_redis_outage_is_503_json_and_the_same_app_recovers(redis_server, make
     assert http.get("/health").get_json()["status"] == "ok"
     assert send(http).status_code == 200
     assert verify(http, outbox.latest(TENANT, PHONE)).status_code == 200
-    assert telemetry.total("kyo.http.server.errors", error__type="ServerError", http__route="/otp/send") == 2
-    assert any(r.body.startswith("redis unavailable") for r in telemetry.logs_of("sample_app.errors"))
+    assert telemetry.metric("kyo.http.server.errors", error_type="ServerError", http_route="/otp/send").value == 2
+    assert any(r.message.startswith("redis unavailable") for r in telemetry.logs(logger="sample_app.errors"))
 
 
 # --- over a real socket --------------------------------------------------------------------
@@ -370,7 +379,7 @@ def test_over_a_real_socket_with_a_caller_trace(served, outbox, telemetry):
     assert status == 404 and body["error"] == "not_found"
     status, _, body = call(served + "/health", method="GET")
     assert status == 200 and body["status"] == "ok"
-    servers = [s for s in telemetry.spans if s.kind.name == "SERVER"]
+    servers = [s for s in telemetry.spans() if s.kind.name == "SERVER"]
     assert len(servers) == 3  # /health is not traced
     assert {f"{s.context.trace_id:032x}" for s in servers} == {trace_id}
     assert {s.parent.span_id for s in servers} == {0x00F067AA0BA902B7}
