@@ -144,7 +144,8 @@ class ConsoleSpanExporter(SpanExporter):
         for event in span.events:
             if event.name == "exception" and event.attributes and "exception.type" in event.attributes:
                 attrs.setdefault("exception.type", event.attributes["exception.type"])
-        keys = " ".join(f"{k}={attrs[k]}" for k in _SPAN_KEYS if k in attrs)
+        # A pipeline's statement has one line per command: keep one line per span.
+        keys = " ".join(f"{k}={str(attrs[k]).replace(chr(10), '; ')}" for k in _SPAN_KEYS if k in attrs)
         trace_id = f"{span.context.trace_id:032x}"[:8] if span.context else ""
         return (
             f"{_clock(span.start_time)} {self._out.paint('2', 'span')} {trace_id} {duration_ms:8.1f}ms {mark} "
