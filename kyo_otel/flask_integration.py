@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import NoOpMeterProvider
 
+from kyo_otel import context
 from kyo_otel.health import ActiveTenants, RedisHealth
 from kyo_otel.instruments import recorder
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from kyo_otel.telemetry import Telemetry
 
 _START = "kyo_otel.start"
+_CONTEXT = "kyo_otel.context"
 
 
 def _install_request_metrics(app: Flask, excluded: tuple[str, ...], tenant_header: str, active: ActiveTenants | None) -> None:
@@ -45,6 +47,37 @@ def _install_request_metrics(app: Flask, excluded: tuple[str, ...], tenant_heade
         if active is not None and status < 400:
             active.mark(request.headers.get(tenant_header))
         return response
+
+
+def _install_request_context(app: Flask, tenant_header: str) -> None:
+    """Request id (the caller's ``X-Request-Id`` or a new one, echoed in the response) and tenant
+    id for every log record of the request, and on the server span."""
+    from flask import request
+    from opentelemetry import trace
+
+    @app.before_request
+    def _kyo_context() -> None:
+        request_id = context.accepted_request_id(request.headers.get(context.REQUEST_ID_HEADER))
+        tenant = request.headers.get(tenant_header) or None
+        request.environ[_CONTEXT] = context.begin(request_id, tenant)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute(context.REQUEST_ID, request_id)
+            if tenant is not None:
+                span.set_attribute(context.TENANT_ID, context.tenant_id() or "")
+
+    @app.after_request
+    def _kyo_request_id_header(response: Any) -> Any:
+        request_id = context.request_id()
+        if request_id is not None and context.REQUEST_ID_HEADER not in response.headers:
+            response.headers[context.REQUEST_ID_HEADER] = request_id
+        return response
+
+    @app.teardown_request
+    def _kyo_context_end(_error: BaseException | None) -> None:
+        tokens = request.environ.pop(_CONTEXT, None)
+        if tokens is not None:
+            context.end(tokens)
 
 
 def _name_unmatched_span(span: Any, environ: Any) -> None:
@@ -84,7 +117,8 @@ def instrument_app(
     tenant_header: str = "X-Tenant-Id",
     health_path: str | None = "/health",
 ) -> Flask:
-    """Instrument one Flask app: spans, request metrics, active tenants, Redis health, /health.
+    """Instrument one Flask app: spans, request metrics, active tenants, Redis health, /health,
+    and the request context of log records (request id, tenant id; ``X-Request-Id`` echoed).
 
     Safe to call twice: the second call on the same app does nothing.
     """
@@ -108,6 +142,8 @@ def instrument_app(
             meter_provider=NoOpMeterProvider(),
             excluded_urls=",".join(re.escape(path) + r"(\?|$)" for path in settings.excluded_urls),
         )
+    # After the instrumentation's own hooks: the server span is current when ours run.
+    _install_request_context(app, tenant_header)
     if telemetry.meter_provider is not None:
         active = ActiveTenants(redis)
         _install_request_metrics(app, settings.excluded_urls, tenant_header, active)

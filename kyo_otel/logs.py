@@ -3,11 +3,18 @@
 Applications keep logging with ``logging.getLogger(__name__)``. ``configure()`` attaches exactly
 one handler to the root logger (a second ``configure()`` finds it and adds none), never calls
 ``logging.basicConfig`` and leaves the application's own handlers alone.
+
+Every record carries timestamp, severity, logger (the scope name), message (the body), service
+and environment (the resource), trace and span ids (the record's fields), and as attributes the
+X-Ray form of the trace id, the request id, the tenant id (``kyo_otel.context``) and whatever was
+passed with ``extra=``. Error records get ``exception.type``, ``exception.message`` and
+``exception.stacktrace`` from the OpenTelemetry handler.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
@@ -19,13 +26,26 @@ from opentelemetry.sdk._logs.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
+from kyo_otel.audit import AUDIT_ATTRIBUTE
 from kyo_otel.config import Settings
+from kyo_otel.context import add_correlation
 
 
 class KyoLoggingHandler(LoggingHandler):
-    """The OpenTelemetry logging bridge, marked so that kyo_otel can find its own handler."""
+    """The OpenTelemetry logging bridge with the request context added to every record.
+
+    Marked so that kyo_otel can find its own handler. An application record never carries the
+    audit marker, even when ``extra=`` tries to set it: only ``kyo_otel.audit()`` writes audit
+    records.
+    """
 
     kyo_otel_handler = True
+
+    def _get_attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
+        attributes, event_name = super()._get_attributes(record)
+        attributes.pop(AUDIT_ATTRIBUTE, None)
+        add_correlation(attributes)
+        return attributes, event_name
 
 
 def log_processor(settings: Settings, exporter: LogRecordExporter) -> LogRecordProcessor:

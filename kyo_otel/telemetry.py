@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kyo_otel import catalog, console, drops, exporters, instruments, logs, metrics, traces
+from kyo_otel.scrub import Scrubber, ScrubbingLogExporter, ScrubbingSpanExporter
 from kyo_otel.config import Settings, resolve_settings
 from kyo_otel.resource import build_resource
 
@@ -59,6 +60,7 @@ class Telemetry:
         self.memory = MemoryExporters(None, None, None)
         self.recorder: instruments.Recorder | None = None
         self.log_handler: logging.Handler | None = None
+        self.scrubber: Scrubber | None = None
         self.pid = os.getpid()
         self._observed: set[str] = set()
         self._is_shut_down = False
@@ -180,11 +182,14 @@ def _log_exporter(settings: Settings, kind: str) -> Any:
     return InMemoryLogRecordExporter()
 
 
-def _build(settings: Settings) -> Telemetry:
+def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
     resource = build_resource(settings)
     handle = Telemetry(settings, resource)
     if settings.disabled:
         return handle
+    # Every exporter, whatever the profile, sees only scrubbed copies; the scrubbing runs in
+    # the export thread (batch processors), not in the request.
+    handle.scrubber = (scrubber or Scrubber()) if settings.scrubbing else None
     traces.install_propagators()
     # Stable HTTP semantic conventions (http.request.method, url.path, http.response.status_code)
     # rather than the instrumentations' legacy default; an explicit user choice is kept.
@@ -196,6 +201,8 @@ def _build(settings: Settings) -> Telemetry:
     if kind != "none":
         exporter = _span_exporter(settings, kind)
         handle.memory.spans = exporter if kind == "memory" else None
+        if handle.scrubber is not None:
+            exporter = ScrubbingSpanExporter(exporter, handle.scrubber)
         handle.tracer_provider = traces.build_tracer_provider(settings, resource, exporter)
         _set_global(trace_api, "_TRACER_PROVIDER", handle.tracer_provider, trace_api.set_tracer_provider)
         from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -217,6 +224,7 @@ def _build(settings: Settings) -> Telemetry:
             handle.meter_provider.get_meter(catalog.SCOPE),
             settings.tenant_cardinality_cap,
             settings.tenant_allowlist,
+            sanitize=handle.scrubber.scrub_text if handle.scrubber is not None else str,
         )
         instruments.set_recorder(handle.recorder)
 
@@ -224,6 +232,8 @@ def _build(settings: Settings) -> Telemetry:
     if kind != "none":
         exporter = _log_exporter(settings, kind)
         handle.memory.logs = exporter if kind == "memory" else None
+        if handle.scrubber is not None:
+            exporter = ScrubbingLogExporter(exporter, handle.scrubber)
         handle.logger_provider = logs.build_logger_provider(settings, resource, exporter)
         from opentelemetry import _logs as logs_api
 
@@ -262,6 +272,7 @@ def configure(
     app: Any = None,
     redis: Any = None,
     env: Mapping[str, str] | None = None,
+    scrubber: Scrubber | None = None,
     **settings: Any,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process and return the handle.
@@ -270,14 +281,16 @@ def configure(
     ``environment``, ``profile``...); each beats its ``KYO_OTEL_*`` variable, which beats the
     standard ``OTEL_*`` one, which beats the default. ``env`` replaces ``os.environ`` as the
     source of variables. ``app`` (a Flask app) is instrumented too, with ``redis`` (a client)
-    used for the health check and the active-tenant count. Raises ``kyo_otel.ConfigError``.
+    used for the health check and the active-tenant count. ``scrubber`` replaces the default
+    ``kyo_otel.Scrubber()`` (extra patterns, a callback); ``scrubbing=False`` turns scrubbing
+    off. Raises ``kyo_otel.ConfigError``.
     """
     global _current, _atexit_registered
     resolved = resolve_settings(settings, env)
     with _lock:
         after_fork()  # no-op unless configured before a fork that skipped the fork hooks
         if _current is None:
-            _current = _build(resolved)
+            _current = _build(resolved, scrubber)
             if not _atexit_registered:
                 atexit.register(_shutdown_at_exit)
                 os.register_at_fork(after_in_child=after_fork)

@@ -1,0 +1,463 @@
+"""The scrubber: phone numbers, OTP codes, emails and secrets never leave the process.
+
+One ``Scrubber`` is applied to every signal before any exporter sees it (see
+``ScrubbingSpanExporter`` / ``ScrubbingLogExporter`` here, and the tenant guard of
+``kyo_otel.instruments`` for metric attributes). What it does:
+
+- **Values of sensitive keys** are replaced whatever their type: an attribute key (or a key of a
+  mapping body) whose last segment is ``password``, ``token``, ``secret``, ``authorization``,
+  ``cookie``, ``session``, ``otp``... (``http.request.header.authorization``, ``set-cookie``,
+  ``otp_code``, ``api_key``, ``session_id``). ``code`` counts only as the whole key or after
+  ``otp`` / ``sms`` / ``verification``..., so ``http.response.status_code`` stays a number.
+  In free text, ``password=...``, ``"token": "..."``, ``Authorization: Bearer ...`` and
+  ``code 482913`` (4-8 digits after code/otp/pin) lose their value.
+- **Phone numbers** as users type them: ``+886912345678``, ``+886 912 345 678``,
+  ``0912-345-678``, ``0912.345.678``, ``0912345678``, ``(02) 2345-6789``, and ``%2B886...``
+  inside URLs. The compact form keeps its first 4 characters and last 2 digits, one ``*`` per
+  hidden digit: ``+886912345678`` -> ``+886*******78``, ``0912-345-678`` -> ``0912****78``
+  (the old logger's ``0912****78``). A phone number starts with ``+`` or ``0``, has 8-15
+  digits (local: 9-11) in groups split by single spaces, dots or dashes, and touches no
+  letter or digit: so trace ids, span ids, UUIDs, dates, epoch timestamps and decimals do
+  not match.
+- **Emails**: ``alice@example.com`` -> ``a***@example.com``.
+- **URLs** (``url.full``, ``url.query``, ``http.target``, ``http.url``...): the path is kept
+  (and scrubbed as text); query values of sensitive keys become ``[scrubbed:<key>]`` and the
+  others are decoded and scrubbed.
+- **Extra patterns** (``{"iban": r"..."}`` -> ``[scrubbed:iban]``) join the one combined
+  pattern; a **callback** ``(key, value) -> value`` sees every string after the built-in rules.
+
+Only strings are searched: numbers and booleans pass unchanged unless their key is sensitive.
+A string that cannot match (shorter than 5 characters, or with fewer than 8 digits, no ``@``,
+no ``%40`` and no sensitive word) is returned after two C-level scans. Key classification is
+memoised in a bounded LRU; scrubbed values are not cached.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote_plus
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, Status
+
+_logger = logging.getLogger(__name__)
+
+SCRUBBED = "[scrubbed:{}]"
+
+# Last key segment (after splitting on . _ - and lowering) that makes a value secret.
+SENSITIVE_SEGMENTS = frozenset(
+    {
+        "password", "passwd", "pwd", "passphrase", "passcode", "secret", "token", "authorization",
+        "cookie", "session", "sessionid", "otp", "otpcode", "apikey", "credential", "credentials",
+        "jwt", "pin",
+    }
+)
+# Last two segments joined: api_key, x-api-key, session_id, private_key, access_key, otp_code...
+SENSITIVE_PAIRS = frozenset(
+    {
+        "apikey", "sessionid", "sessionkey", "privatekey", "secretkey", "accesskey", "signingkey",
+        "otpcode", "smscode", "verificationcode", "verifycode", "authcode", "logincode", "mfacode",
+        "securitycode", "confirmationcode", "onetimecode", "resetcode",
+    }
+)
+# Keys whose values are URLs or query strings: the path is kept, sensitive query values go.
+URL_KEYS = frozenset(
+    {"url.full", "url.query", "url.original", "http.target", "http.url", "http.request.url", "url"}
+)
+# Free-text keys whose value is a secret (``password=...``, ``"token": "..."``).
+_SECRET_WORDS = (
+    r"password|passwd|pwd|passphrase|client[_-]?secret|secret|access[_-]?token|refresh[_-]?token|"
+    r"id[_-]?token|token|x-api-key|api[_-]?key|authorization|set-cookie|cookie|session[_-]?id|sessionid|session"
+)
+# Free-text keys whose value is a one-time code: only a 4-8 character value with a digit counts,
+# so ``status code: 404`` and ``otp: sent`` stay, and ``otp:0912345678`` is left to the phone rule.
+_CODE_WORDS = r"otp[_-]?code|verification[_-]?code|sms[_-]?code|code|otp|pin|passcode"
+_NOT_ALNUM_BEFORE = r"(?<![0-9A-Za-z])"
+_NOT_ALNUM_AFTER = r"(?![0-9A-Za-z])"
+_KEY_SEPARATOR = r"[\"']?[ \t]*[:=][ \t]*[\"']?"
+_PATTERNS: tuple[tuple[str, str], ...] = (
+    (
+        "email",
+        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}(?:@|%40)"
+        r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}" + _NOT_ALNUM_AFTER,
+    ),
+    (
+        "secret",
+        _NOT_ALNUM_BEFORE + r"(?P<secret_key>(?i:" + _SECRET_WORDS + r"))" + _NOT_ALNUM_AFTER + _KEY_SEPARATOR
+        + r"(?P<secret_value>(?:(?i:bearer|basic|digest|token|bot)[ \t]+)?[^\s&,;\"'<>]+)",
+    ),
+    (
+        "code",
+        _NOT_ALNUM_BEFORE + r"(?P<code_key>(?i:" + _CODE_WORDS + r"))" + _NOT_ALNUM_AFTER
+        + r"(?:" + _KEY_SEPARATOR + r"|(?:[ \t]+is)?[ \t]+)"
+        + r"(?P<code_value>(?=[A-Za-z]*[0-9])[0-9A-Za-z]{4,8})" + _NOT_ALNUM_AFTER,
+    ),
+    (
+        "phone",
+        # Groups are maximal digit runs joined by single separators: no ambiguous splits, so a
+        # long run of digits that is not a phone number fails fast.
+        r"(?<![0-9A-Za-z+])(?<![0-9][.,])"
+        r"(?:(?:\+|%2[Bb])\d+|\(0\d{1,3}\)[ \t]?\d+|0\d+)"
+        r"(?:[ .\-]\(?\d+\)?|\(\d+\)){0,6}"
+        + _NOT_ALNUM_AFTER + r"(?![.,]\d)",
+    ),
+)
+_PHONE_DIGITS = {"international": (8, 15), "local": (9, 11)}
+_MIN_LENGTH = 5
+_MIN_PHONE_DIGITS = 8
+# The fast path: a phone number needs 8 digits; everything else needs one of these (lowered).
+_EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){%d}" % _MIN_PHONE_DIGITS)
+_HINT = re.compile(r"@|%40|code|otp|pin|pass|pwd|secret|token|key|auth|cookie|session")
+_SEGMENT_SPLIT = re.compile(r"[._\-\s/:]+")
+
+
+def mask_phone(text: str) -> str:
+    """``+886 912-345-678`` -> ``+886*******78``: first 4 characters and last 2 digits kept."""
+    encoded_plus = text[:3] in ("%2B", "%2b")
+    digits = "".join(c for c in (text[3:] if encoded_plus else text) if c.isdigit())
+    compact = ("+" if encoded_plus or text.startswith("+") else "") + digits
+    return compact[:4] + "*" * max(0, len(compact) - 6) + compact[-2:]
+
+
+def mask_email(text: str) -> str:
+    """``alice@example.com`` -> ``a***@example.com``: the domain stays, the mailbox goes."""
+    at = text.find("@")
+    separator = "@"
+    if at < 0:
+        at = text.lower().find("%40")
+        separator = "%40"
+    return text[:1] + "***@" + text[at + len(separator):]
+
+
+def _compile_extra(extra_patterns: Mapping[str, str | re.Pattern[str]] | Iterable[str | re.Pattern[str]]) -> list[tuple[str, str, str]]:
+    """[(group name, label, pattern source)] for the user's patterns."""
+    items = list(extra_patterns.items()) if isinstance(extra_patterns, Mapping) else [
+        ("custom", p) for p in extra_patterns
+    ]
+    compiled = []
+    for index, (label, pattern) in enumerate(items):
+        if isinstance(pattern, re.Pattern):
+            flags = "".join(f for f, bit in (("i", re.I), ("m", re.M), ("s", re.S), ("x", re.X)) if pattern.flags & bit)
+            source = f"(?{flags}:{pattern.pattern})" if flags else pattern.pattern
+        else:
+            source = str(pattern)
+        re.compile(source)  # a bad pattern fails here, naming itself
+        compiled.append((f"extra_{index}", str(label), source))
+    return compiled
+
+
+class Scrubber:
+    """Masks phone numbers, emails, codes and secrets in attribute values, bodies and text.
+
+    ``extra_patterns``: a mapping label -> regex (or an iterable of regexes, label ``custom``);
+    matches become ``[scrubbed:<label>]``. ``sensitive_keys``: more key segments whose values
+    are always replaced. ``callback(key, value) -> value``: runs on every string after the
+    built-in rules (``key`` is ``None`` for bodies and event names); return the value to keep.
+    """
+
+    def __init__(
+        self,
+        *,
+        extra_patterns: Mapping[str, str | re.Pattern[str]] | Iterable[str | re.Pattern[str]] = (),
+        sensitive_keys: Iterable[str] = (),
+        callback: Callable[[str | None, str], str] | None = None,
+    ) -> None:
+        self._extra = _compile_extra(extra_patterns)
+        self._labels = {name: label for name, label, _ in self._extra}
+        extra = [f"(?P<{name}>{source})" for name, _, source in self._extra]
+        branches = {name: f"(?P<{name}>{source})" for name, source in _PATTERNS}
+        # The combined pattern, and the same without the branches a cheap check ruled out.
+        self._pattern = re.compile("|".join([*branches.values(), *extra]))
+        self._phone_only = re.compile("|".join([branches["phone"], *extra]))
+        self._words_only = re.compile("|".join([branches[n] for n in ("email", "secret", "code")] + extra))
+        own = {"".join(_SEGMENT_SPLIT.split(k.lower())) for k in sensitive_keys}
+        self._segments = SENSITIVE_SEGMENTS | own
+        self._pairs = SENSITIVE_PAIRS | own
+        self._callback = callback
+        # Bounded: attribute keys are few, but a body mapping could bring arbitrary ones.
+        self.key_kind = lru_cache(maxsize=4096)(self._key_kind)
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def _key_kind(self, key: str) -> str | None:
+        """``"secret:<word>"`` for a sensitive key, ``"url"`` for a URL key, else ``None``."""
+        lowered = key.lower()
+        if lowered in URL_KEYS:
+            return "url"
+        segments = [s for s in _SEGMENT_SPLIT.split(lowered) if s]
+        if not segments:
+            return None
+        last = segments[-1]
+        if last in self._segments:
+            return "secret:" + last
+        if len(segments) >= 2 and segments[-2] + last in self._pairs:
+            return "secret:" + segments[-2] + "_" + last
+        if last == "code" and len(segments) == 1:
+            return "secret:code"
+        if "".join(segments) in self._pairs:
+            return "secret:" + "_".join(segments)
+        return None
+
+    # -- text --------------------------------------------------------------------------------
+
+    def _pattern_for(self, text: str) -> re.Pattern[str] | None:
+        """The pattern ``text`` needs, or ``None`` when nothing in it can match (the fast path)."""
+        if len(text) < _MIN_LENGTH:
+            return None
+        words = _HINT.search(text.lower()) is not None
+        digits = _EIGHT_DIGITS.match(text) is not None
+        if self._extra or (words and digits):
+            return self._pattern
+        if digits:
+            return self._phone_only
+        return self._words_only if words else None
+
+    def may_match(self, text: str) -> bool:
+        """False when ``text`` cannot contain anything to scrub."""
+        return self._pattern_for(text) is not None
+
+    def scrub_text(self, text: str) -> str:
+        """Free text (a log message, a span name, an attribute value) with every match masked."""
+        pattern = self._pattern_for(text)
+        return text if pattern is None else pattern.sub(self._replace, text)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        kind = match.lastgroup
+        found = match.group(0)
+        if kind == "phone":
+            digits = sum(c.isdigit() for c in found)
+            low, _high = _PHONE_DIGITS["local" if found[0] in "0(" else "international"]
+            # Too few digits: not a phone number. Too many: still masked, erring on safety.
+            return mask_phone(found) if digits >= low else found
+        if kind == "email":
+            return mask_email(found)
+        if kind == "secret" or kind == "code":
+            start = match.start(kind + "_value") - match.start()
+            return found[:start] + SCRUBBED.format(_normal(match.group(kind + "_key")))
+        return SCRUBBED.format(self._labels.get(kind or "", "custom"))
+
+    def scrub_url(self, url: str, *, query_only: bool = False) -> str:
+        """Keep the path (scrubbed as text); drop values of sensitive query keys."""
+        if query_only:
+            path, question, rest = "", "", url
+        else:
+            path, question, rest = url.partition("?")
+            if not question:
+                return self.scrub_text(url)
+        query, hash_mark, fragment = rest.partition("#")
+        pairs = []
+        for pair in query.split("&"):
+            name, equals, value = pair.partition("=")
+            if equals:
+                kind = self.key_kind(unquote_plus(name))
+                if kind is not None and kind.startswith("secret:"):
+                    value = SCRUBBED.format(kind[7:])
+                elif self.may_match(value) or "%" in value:
+                    decoded = unquote_plus(value)
+                    scrubbed = self.scrub_text(decoded)
+                    if scrubbed != decoded:
+                        value = scrubbed
+            else:
+                name = self.scrub_text(name)
+            pairs.append(name + equals + value)
+        scrubbed_fragment = self.scrub_text(fragment) if fragment else fragment
+        prefix = self.scrub_text(path) + question if path or question else ""
+        return prefix + "&".join(pairs) + hash_mark + scrubbed_fragment
+
+    # -- values ------------------------------------------------------------------------------
+
+    def scrub_value(self, key: str | None, value: Any) -> Any:
+        """One attribute value (or body), by its key; sequences and mappings element-wise."""
+        kind = self.key_kind(key) if key else None
+        if kind is not None and kind.startswith("secret:"):
+            return SCRUBBED.format(kind[7:]) if value not in (None, "") else value
+        if isinstance(value, str):
+            if kind == "url":
+                scrubbed = self.scrub_url(value, query_only=key is not None and key.endswith("query"))
+            else:
+                scrubbed = self.scrub_text(value)
+            if self._callback is not None:
+                scrubbed = self._callback(key, scrubbed)
+            return scrubbed
+        if isinstance(value, (bool, int, float)) or value is None:
+            return value
+        if isinstance(value, Mapping):
+            return {k: self.scrub_value(str(k), v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            items = [self.scrub_value(key, v) for v in value]
+            return tuple(items) if isinstance(value, tuple) else items
+        if isinstance(value, (bytes, bytearray)):
+            return self.scrub_value(key, bytes(value).decode("utf-8", "replace"))
+        return value
+
+    def scrub_attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """A scrubbed copy, or ``None`` when nothing changed (the caller keeps the original)."""
+        if not attributes:
+            return None
+        changed = False
+        result: dict[str, Any] = {}
+        for key, value in attributes.items():
+            scrubbed = self.scrub_value(key, value)
+            if scrubbed is not value and scrubbed != value:
+                changed = True
+            result[key] = scrubbed
+        return result if changed else None
+
+
+def _normal(key: str) -> str:
+    return key.lower().replace("-", "_")
+
+
+def _bounded(original: Any, scrubbed: dict[str, Any]) -> BoundedAttributes:
+    """Scrubbed attributes that still report how many the SDK dropped."""
+    attributes = BoundedAttributes(attributes=scrubbed, immutable=True)
+    attributes.dropped = getattr(original, "dropped", 0)
+    return attributes
+
+
+class _FailClosed:
+    """An item that cannot be scrubbed is dropped (and counted), never exported raw."""
+
+    def __init__(self, signal: str) -> None:
+        self.signal = signal
+        self._warned = False
+
+    def dropped(self, count: int = 1) -> None:
+        from kyo_otel.instruments import recorder
+
+        recorder().dropped(self.signal, count)
+        if not self._warned:
+            self._warned = True
+            _logger.warning("kyo_otel could not scrub a %s record; it was dropped", self.signal, exc_info=True)
+
+
+class ScrubbingSpanExporter(SpanExporter):
+    """Hands the wrapped exporter scrubbed copies of the spans: name, attributes, events, links,
+    status description. Runs where the exporter runs (the batch thread), not on the request."""
+
+    def __init__(self, exporter: SpanExporter, scrubber: Scrubber) -> None:
+        self.exporter = exporter
+        self.scrubber = scrubber
+        # The span processor exports synchronously for the memory exporter (tests see spans at once).
+        self.synchronous = isinstance(exporter, InMemorySpanExporter) or getattr(exporter, "synchronous", False)
+        self._failures = _FailClosed("traces")
+
+    def scrub(self, span: ReadableSpan) -> ReadableSpan:
+        scrubber = self.scrubber
+        name = scrubber.scrub_text(span.name)
+        attributes = scrubber.scrub_attributes(span.attributes)
+        events, events_changed = [], False
+        for event in span.events:
+            event_name = scrubber.scrub_text(event.name)
+            event_attributes = scrubber.scrub_attributes(event.attributes)
+            if event_attributes is None and event_name == event.name:
+                events.append(event)
+            else:
+                events_changed = True
+                events.append(
+                    Event(
+                        event_name,
+                        _bounded(event.attributes, event_attributes) if event_attributes is not None else event.attributes,
+                        event.timestamp,
+                    )
+                )
+        links, links_changed = [], False
+        for link in span.links:
+            link_attributes = scrubber.scrub_attributes(link.attributes)
+            if link_attributes is None:
+                links.append(link)
+            else:
+                links_changed = True
+                links.append(Link(link.context, _bounded(link.attributes, link_attributes)))
+        status = span.status
+        if status.description:
+            description = scrubber.scrub_text(status.description)
+            if description != status.description:
+                status = Status(status.status_code, description)
+        if name == span.name and attributes is None and not events_changed and not links_changed and status is span.status:
+            return span
+        return ReadableSpan(
+            name=name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=_bounded(span.attributes, attributes) if attributes is not None else span.attributes,
+            events=_bounded_list(span.events, events) if events_changed else span.events,
+            links=_bounded_list(span.links, links) if links_changed else span.links,
+            kind=span.kind,
+            status=status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        scrubbed = []
+        for span in spans:
+            try:
+                scrubbed.append(self.scrub(span))
+            except Exception:
+                self._failures.dropped()
+        return self.exporter.export(scrubbed) if scrubbed else SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+def _bounded_list(original: Any, items: list[Any]) -> BoundedList:
+    bounded = BoundedList.from_seq(None, items)
+    bounded.dropped = getattr(original, "dropped", 0)
+    return bounded
+
+
+class ScrubbingLogExporter(LogRecordExporter):
+    """Hands the wrapped exporter scrubbed copies of the log records: body and attributes."""
+
+    def __init__(self, exporter: LogRecordExporter, scrubber: Scrubber) -> None:
+        self.exporter = exporter
+        self.scrubber = scrubber
+        self.synchronous = isinstance(exporter, InMemoryLogRecordExporter) or getattr(exporter, "synchronous", False)
+        self._failures = _FailClosed("logs")
+
+    def scrub(self, item: ReadableLogRecord) -> ReadableLogRecord:
+        record = item.log_record
+        body = self.scrubber.scrub_value(None, record.body)
+        attributes = self.scrubber.scrub_attributes(record.attributes)
+        if attributes is None and body is record.body:
+            return item
+        copied = copy.copy(record)
+        copied.body = body
+        if attributes is not None:
+            copied.attributes = _bounded(record.attributes, attributes)
+        return ReadableLogRecord(
+            log_record=copied, resource=item.resource, instrumentation_scope=item.instrumentation_scope, limits=item.limits
+        )
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        scrubbed = []
+        for item in batch:
+            try:
+                scrubbed.append(self.scrub(item))
+            except Exception:
+                self._failures.dropped()
+        return self.exporter.export(scrubbed) if scrubbed else LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
