@@ -101,7 +101,8 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
         "code",
         _NOT_ALNUM_BEFORE + r"(?P<code_key>(?i:" + _CODE_WORDS + r"))" + _NOT_ALNUM_AFTER
         + r"(?:" + _KEY_SEPARATOR + r"|(?:[ \t]+is)?[ \t]+)"
-        + r"(?P<code_value>(?=[A-Za-z]*[0-9])[0-9A-Za-z]{4,8})" + _NOT_ALNUM_AFTER,
+        # ... and not the start of a longer number (``otp:0912-345-678`` is a phone number).
+        + r"(?P<code_value>(?=[A-Za-z]*[0-9])[0-9A-Za-z]{4,8})" + _NOT_ALNUM_AFTER + r"(?![ .\-]\d)",
     ),
     (
         "phone",

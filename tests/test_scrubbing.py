@@ -1,0 +1,333 @@
+"""Nothing sensitive leaves the process: the scrubber alone, then a Flask app end to end."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import flask
+import pytest
+
+import kyo_otel
+from kyo_otel.scrub import Scrubber, mask_phone
+from tests.support.telemetry import exported_json, memory_telemetry
+
+scrubber = Scrubber()
+
+
+# --- the scrubber -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "masked"),
+    [
+        ("+886912345678", "+886*******78"),
+        ("+886 912 345 678", "+886*******78"),
+        ("+886-912-345-678", "+886*******78"),
+        ("+886.912.345.678", "+886*******78"),
+        ("0912-345-678", "0912****78"),
+        ("0912345678", "0912****78"),
+        ("0912 345 678", "0912****78"),
+        ("0912.345.678", "0912****78"),
+        ("(02) 2345-6789", "0223****89"),
+        ("02-2345-6789", "0223****89"),
+        ("+1 555 0100", "+155***00"),
+    ],
+)
+def test_phone_numbers_in_every_typed_format_keep_first_four_and_last_two(typed, masked):
+    assert scrubber.scrub_text(typed) == masked
+    assert scrubber.scrub_text(f"sent to {typed}.") == f"sent to {masked}."
+    assert scrubber.scrub_text(f"otp:{typed}") == f"otp:{masked}"  # a Redis key in a message
+
+
+def test_phone_numbers_percent_encoded_in_a_query_are_masked():
+    assert scrubber.scrub_text("GET /otp/verify?phone=%2B886912345678&lang=en") == (
+        "GET /otp/verify?phone=+886*******78&lang=en"
+    )
+
+
+def test_a_mask_shows_at_most_six_digits_and_stands_for_every_hidden_one():
+    for number in ("+886912345678", "0912345678", "+14155550100"):
+        masked = mask_phone(number)
+        digits = re.sub(r"\D", "", number)
+        visible = re.sub(r"\D", "", masked)
+        assert len(visible) <= 6
+        assert masked.count("*") == len(digits) - len(visible)
+        assert masked.endswith(digits[-2:]) and number.startswith(masked[:4])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "4bf92f3577b34da6a3ce929d0e0e4736",  # a W3C trace id
+        "1-4bf92f35-77b34da6a3ce929d0e0e4736",  # the X-Ray form
+        "00f067aa0ba902b7",  # a span id
+        "550e8400-e29b-41d4-a716-446655440000",  # a UUID
+        "2026-11-28T18:00:22.123456Z",
+        "2026-11-28 18:00:22,123",
+        "1764352822123",  # epoch milliseconds
+        "0.0012345678",  # a duration in seconds
+        "duration 12.345678ms",
+        "127.0.0.1:6379",
+        "redis://127.0.0.1:61234/0",
+        "01.02.2026",
+        "v0.66.0",
+        "SET ? ?",
+        "status code: 404",
+        "exit code=1",
+        "otp: sent",
+        "tokens: 5",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        "/otp/verify",
+        "+5 points",
+    ],
+)
+def test_look_alikes_are_left_alone(value):
+    assert scrubber.scrub_text(value) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "scrubbed"),
+    [
+        ("alice@example.com", "a***@example.com"),
+        ("mail alice.b+x@mail.example.co.uk now", "mail a***@mail.example.co.uk now"),
+        ("email=alice%40example.com", "email=a***@example.com"),
+        ("password=hunter2 ok", "password=[scrubbed:password] ok"),
+        ('{"password": "hunter2", "n": 1}', '{"password": "[scrubbed:password]", "n": 1}'),
+        ("Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2ln", "Authorization: [scrubbed:authorization]"),
+        ("api_key=sk_live_abc123", "api_key=[scrubbed:api_key]"),
+        ("code=482913", "code=[scrubbed:code]"),
+        ("otp_code: 482913", "otp_code: [scrubbed:otp_code]"),
+        ("your code is 482913", "your code is [scrubbed:code]"),
+        ("OTP 482913 sent", "OTP [scrubbed:otp] sent"),
+    ],
+)
+def test_emails_and_secrets_in_text_lose_the_secret_part_only(text, scrubbed):
+    assert scrubber.scrub_text(text) == scrubbed
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "scrubbed"),
+    [
+        ("http.request.header.authorization", ("Bearer abc",), "[scrubbed:authorization]"),
+        ("http.request.header.cookie", ("session=abc",), "[scrubbed:cookie]"),
+        ("http.response.header.set-cookie", ("session=abc",), "[scrubbed:cookie]"),
+        ("code", 482913, "[scrubbed:code]"),
+        ("otp", "482913", "[scrubbed:otp]"),
+        ("otp_code", "12", "[scrubbed:otp_code]"),
+        ("password", "hunter2", "[scrubbed:password]"),
+        ("token", "t", "[scrubbed:token]"),
+        ("client_secret", "s", "[scrubbed:secret]"),
+        ("api_key", "k", "[scrubbed:api_key]"),
+        ("x-api-key", "k", "[scrubbed:api_key]"),
+        ("session_id", "s", "[scrubbed:session_id]"),
+        ("user.session", "s", "[scrubbed:session]"),
+    ],
+)
+def test_values_of_sensitive_keys_are_replaced_whatever_their_type(key, value, scrubbed):
+    assert scrubber.scrub_value(key, value) == scrubbed
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("http.response.status_code", 200),
+        ("http.status_code", 503),
+        ("code.function.name", "send"),
+        ("code.line.number", 42),
+        ("kyo.otp.result", "success"),
+        ("kyo.otp.failure_reason", "wrong_code"),
+        ("gen_ai.usage.input_tokens", 12),
+        ("server.port", 6379),
+        ("db.redis.database_index", 0),
+        ("http.server.request.duration", 0.0123456789),
+        ("kyo.tenant.id", "acme"),
+        ("error", True),
+    ],
+)
+def test_ordinary_keys_and_numbers_pass_unchanged(key, value):
+    assert scrubber.scrub_value(key, value) == value
+
+
+def test_urls_keep_their_path_and_lose_sensitive_query_values():
+    assert scrubber.scrub_value("url.full", "https://api.example/otp/verify?phone=%2B886912345678&code=12&lang=en#x") == (
+        "https://api.example/otp/verify?phone=+886*******78&code=[scrubbed:code]&lang=en#x"
+    )
+    assert scrubber.scrub_value("url.query", "token=abc&next=/home&email=a%40b.io") == (
+        "token=[scrubbed:token]&next=/home&email=a***@b.io"
+    )
+    assert scrubber.scrub_value("http.target", "/users/0912345678?session_id=s1") == (
+        "/users/0912****78?session_id=[scrubbed:session_id]"
+    )
+
+
+def test_mapping_bodies_are_scrubbed_by_key_and_by_value():
+    body = {"phone": "+886912345678", "otp": {"code": 482913}, "items": ["alice@example.com", 3]}
+    assert scrubber.scrub_value(None, body) == {
+        "phone": "+886*******78",
+        "otp": "[scrubbed:otp]",
+        "items": ["a***@example.com", 3],
+    }
+
+
+def test_extra_patterns_sensitive_keys_and_a_callback_are_configurable():
+    seen = []
+
+    def callback(key, value):
+        seen.append(key)
+        return value.replace("ACME-", "")
+
+    custom = Scrubber(
+        extra_patterns={"national_id": r"\b[A-Z][12]\d{8}\b"},
+        sensitive_keys=["x-phone-hash"],
+        callback=callback,
+    )
+    assert custom.scrub_text("id A123456789 ok") == "id [scrubbed:national_id] ok"
+    assert custom.scrub_value("x-phone-hash", "abc") == "[scrubbed:x_phone_hash]"
+    assert custom.scrub_value("tenant", "ACME-north") == "north"
+    assert "tenant" in seen
+    # The built-in rules still apply alongside the extra ones.
+    assert custom.scrub_text("A123456789 +886912345678") == "[scrubbed:national_id] +886*******78"
+
+
+def test_a_bad_extra_pattern_is_reported_when_the_scrubber_is_built():
+    with pytest.raises(re.error):
+        Scrubber(extra_patterns={"broken": "(unclosed"})
+
+
+def test_pathological_input_is_scrubbed_in_bounded_time():
+    # Long digit runs and long words must not make the patterns backtrack without end; the
+    # timeout of this test (pytest-timeout) is the bound, not a timed assertion.
+    text = ("0" * 5000 + " ") * 4 + "a" * 20000 + "@" + "+" + "1" * 20000
+    assert len(scrubber.scrub_text(text)) > 0
+
+
+# --- end to end: a Flask app, real Redis, everything exported -----------------------------
+
+PHONE = "+886912345678"
+LOCAL_PHONE = "0912-345-678"
+CODE = "739184"
+EMAIL = "alice.chen@example.com"
+BEARER = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.sig-4f8a2c"
+COOKIE = "sess-93b1d7e0c4a2"
+API_KEY = "sk_live_51HxYzSecret"
+PASSWORD = "correct-horse-battery"
+RAW_VALUES = [
+    PHONE,
+    PHONE.replace("+", "%2B"),
+    "886912345678",
+    "912345678",
+    "0912345678",
+    LOCAL_PHONE,
+    "912-345-678",
+    EMAIL,
+    "alice.chen",
+    "alice.chen%40example.com",
+    BEARER,
+    COOKIE,
+    API_KEY,
+    PASSWORD,
+]
+
+
+def build_app(redis_client) -> flask.Flask:
+    """A small OTP service: codes in Redis under the phone number, logs with ``extra=``."""
+    app = flask.Flask("scrub_e2e")
+    log = logging.getLogger("scrub_e2e")
+
+    @app.post("/otp/send")
+    def send():
+        body = flask.request.get_json()
+        phone = body["phone"]
+        redis_client.set(f"otp:{phone}", CODE, ex=300)
+        log.info("sent code %s to %s (%s)", CODE, phone, body.get("email"),
+                 extra={"phone": phone, "code": CODE, "email": body.get("email"), "password": body.get("password")})
+        kyo_otel.otp.sent(flask.request.headers.get("X-Tenant-Id"))
+        return {"sent": True}
+
+    @app.get("/otp/verify")
+    def verify():
+        phone = flask.request.args["phone"]
+        stored = redis_client.get(f"otp:{phone}")
+        ok = stored is not None and stored.decode() == flask.request.args["code"]
+        log.warning("verification for %s with code=%s: %s", phone, flask.request.args["code"], ok,
+                    extra={"request": {"phone": phone, "otp": flask.request.args["code"]}})
+        kyo_otel.otp.verified(flask.request.headers.get("X-Tenant-Id"), ok, None if ok else "wrong_code")
+        kyo_otel.audit("otp.verify", f"phone:{phone}", user_id=phone, tenant_id=None,
+                       result="success" if ok else "failure", email=EMAIL)
+        return {"verified": ok}, 200 if ok else 400
+
+    @app.get("/users/<phone>")
+    def user(phone):
+        raise LookupError(f"no user with phone {phone} or email {EMAIL}")
+
+    return app
+
+
+def test_no_raw_value_reaches_any_exported_signal(redis_client, monkeypatch):
+    # Record sensitive request headers on spans, as an operator might: the scrubber must still win.
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "authorization,cookie,x-api-key,x-phone")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", "")
+    telemetry = memory_telemetry()
+    app = build_app(redis_client)
+    kyo_otel.instrument_app(app, telemetry, redis=redis_client)
+    client = app.test_client()
+    client.set_cookie("session", COOKIE)  # sent as a Cookie header
+    headers = {
+        "Authorization": f"Bearer {BEARER}",
+        "X-Api-Key": API_KEY,
+        "X-Phone": LOCAL_PHONE,
+        "X-Tenant-Id": "acme",
+    }
+
+    sent = client.post("/otp/send", json={"phone": PHONE, "email": EMAIL, "password": PASSWORD}, headers=headers)
+    assert sent.status_code == 200
+    assert redis_client.get(f"otp:{PHONE}") == CODE.encode()  # the app really stored it
+    wrong = client.get(f"/otp/verify?phone=%2B886912345678&code=000000&email={EMAIL}", headers=headers)
+    assert wrong.status_code == 400
+    right = client.get(f"/otp/verify?phone=%2B886912345678&code={CODE}", headers={**headers, "X-Tenant-Id": PHONE})
+    assert right.status_code == 200 and right.get_json() == {"verified": True}
+    missing = client.get(f"/users/{LOCAL_PHONE}?api_key={API_KEY}", headers=headers)
+    assert missing.status_code == 500
+
+    metrics = telemetry.memory.metrics.get_metrics_data()
+    tenants = {
+        point.attributes.get("kyo.tenant.id")
+        for resource in metrics.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        for point in metric.data.data_points
+    }
+    assert {"acme", "+886*******78"} <= tenants  # a phone number used as a tenant id is masked too
+    exported = exported_json(telemetry) + metrics.to_json(indent=None)
+    leaked = [value for value in RAW_VALUES if value in exported]
+    assert leaked == [], f"raw values in the exported telemetry: {leaked}"
+    # The code as a token of its own (a timestamp's microseconds may contain any six digits).
+    assert not re.search(rf"(?<![0-9A-Za-z.]){CODE}(?![0-9A-Za-z])", exported)
+
+    # What is left is still useful: the masked forms, and what scrubbed them.
+    for masked in ("+886*******78", "0912****78", "a***@example.com", "[scrubbed:code]", "[scrubbed:authorization]",
+                   "[scrubbed:cookie]", "[scrubbed:api_key]", "[scrubbed:password]", "[scrubbed:otp]"):
+        assert masked in exported, masked
+
+    spans = telemetry.memory.spans.get_finished_spans()
+    statements = {s.attributes.get("db.statement") for s in spans if s.attributes.get("db.system") == "redis"}
+    assert statements == {"SET ? ? ? ?", "GET ?"}
+    logs = telemetry.memory.logs.get_finished_logs()
+    traced = [r for r in logs if r.log_record.trace_id]
+    assert traced, "log records carry the trace id of the request"
+    for record in traced:
+        hex_id = f"{record.log_record.trace_id:032x}"
+        assert record.log_record.attributes["aws.xray.trace_id"] == f"1-{hex_id[:8]}-{hex_id[8:]}"
+    error = next(r for r in logs if r.log_record.severity_text == "ERROR")
+    assert error.log_record.attributes["exception.type"] == "LookupError"
+    assert error.log_record.attributes["exception.message"] == "no user with phone 0912****78 or email a***@example.com"
+
+
+def test_scrubbing_can_be_turned_off_explicitly():
+    settings = kyo_otel.resolve_settings({"scrubbing": False}, env={})
+    assert settings.scrubbing is False
+    assert kyo_otel.resolve_settings({}, env={"KYO_OTEL_SCRUBBING": "false"}).scrubbing is False
+    assert kyo_otel.resolve_settings({}, env={}).scrubbing is True
+    with pytest.raises(kyo_otel.ConfigError, match="true or false"):
+        kyo_otel.resolve_settings({}, env={"KYO_OTEL_SCRUBBING": "sometimes"})
