@@ -70,8 +70,12 @@ def audit(
         handle = current()
         provider = handle.logger_provider if handle is not None else None
         if provider is None:
-            # Logs are not exported by kyo_otel: hand the record to the application's own handlers.
-            logging.getLogger(AUDIT_LOGGER).warning(body, extra=attributes)
+            # Logs are not exported by kyo_otel: hand the record to the application's own
+            # handlers, past the loggers' levels (``handle`` skips the level check).
+            stdlib_logger = logging.getLogger(AUDIT_LOGGER)
+            stdlib_logger.handle(
+                stdlib_logger.makeRecord(AUDIT_LOGGER, logging.INFO, __file__, 0, body, (), None, extra=attributes)
+            )
             return
         now = time.time_ns()
         provider.get_logger(AUDIT_LOGGER).emit(

@@ -1,0 +1,178 @@
+"""Structured logs: every record carries what an on-call engineer needs to find its request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import flask
+import pytest
+
+import kyo_otel
+from kyo_otel.context import accepted_request_id, xray_trace_id
+from tests.support.telemetry import memory_telemetry
+
+log = logging.getLogger("kyo_test.orders")
+
+
+@pytest.fixture
+def telemetry():
+    return memory_telemetry()
+
+
+@pytest.fixture
+def client(telemetry):
+    app = flask.Flask("logs_app")
+
+    @app.get("/orders/<int:order>")
+    def order(order):
+        log.info("order looked up", extra={"order.id": order, "order.items": 3})
+        return {"order": order}
+
+    @app.get("/boom")
+    def boom():
+        try:
+            {}["missing"]
+        except KeyError:
+            log.exception("lookup failed")
+        return {"ok": False}, 500
+
+    kyo_otel.instrument_app(app, telemetry)
+    return app.test_client()
+
+
+def records(telemetry, logger_name="kyo_test.orders"):
+    return [r for r in telemetry.memory.logs.get_finished_logs() if r.instrumentation_scope.name == logger_name]
+
+
+def test_a_request_log_record_carries_the_correlation_fields(telemetry, client):
+    response = client.get("/orders/7", headers={"X-Request-Id": "req-7f3a", "X-Tenant-Id": "acme"})
+
+    assert response.headers["X-Request-Id"] == "req-7f3a"
+    [item] = records(telemetry)
+    record = item.log_record
+    assert record.timestamp and record.severity_text == "INFO"
+    assert item.instrumentation_scope.name == "kyo_test.orders"  # the logger
+    assert record.body == "order looked up"
+    assert item.resource.attributes["service.name"] and item.resource.attributes["deployment.environment.name"] == "test"
+    [server_span] = [s for s in telemetry.memory.spans.get_finished_spans() if s.name == "GET /orders/<int:order>"]
+    assert record.trace_id == server_span.context.trace_id
+    assert record.span_id == server_span.context.span_id
+    attributes = record.attributes
+    assert attributes["aws.xray.trace_id"] == xray_trace_id(server_span.context.trace_id)
+    assert re.fullmatch(r"1-[0-9a-f]{8}-[0-9a-f]{24}", attributes["aws.xray.trace_id"])
+    assert attributes["kyo.request.id"] == "req-7f3a"
+    assert attributes["kyo.tenant.id"] == "acme"
+    assert attributes["order.id"] == 7 and attributes["order.items"] == 3  # extra=
+    assert server_span.attributes["kyo.request.id"] == "req-7f3a"
+
+
+def test_a_request_without_a_usable_request_id_gets_a_new_one(telemetry, client):
+    first = client.get("/orders/1")
+    second = client.get("/orders/2", headers={"X-Request-Id": 'not "a" token'})
+
+    ids = [first.headers["X-Request-Id"], second.headers["X-Request-Id"]]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids) and ids[0] != ids[1]
+    assert [r.log_record.attributes["kyo.request.id"] for r in records(telemetry)] == ids
+    assert accepted_request_id("x" * 129) != "x" * 129
+
+
+def test_an_error_record_carries_the_exception(telemetry, client):
+    client.get("/boom", headers={"X-Request-Id": "req-boom"})
+
+    [item] = records(telemetry)
+    attributes = item.log_record.attributes
+    assert item.log_record.severity_text == "ERROR"
+    assert attributes["exception.type"] == "KeyError"
+    assert attributes["exception.message"] == "missing"
+    assert 'in boom\n    {}["missing"]' in attributes["exception.stacktrace"]
+    assert attributes["kyo.request.id"] == "req-boom"
+
+
+def test_records_outside_a_request_carry_no_request_fields_unless_given_a_context(telemetry):
+    log.warning("background sweep")
+    with kyo_otel.request_context(tenant_id="globex") as request_id:
+        log.warning("job for a tenant")
+    log.warning("after the job")
+
+    outside, inside, after = records(telemetry)
+    assert "kyo.request.id" not in outside.log_record.attributes and "aws.xray.trace_id" not in outside.log_record.attributes
+    assert inside.log_record.attributes["kyo.request.id"] == request_id
+    assert inside.log_record.attributes["kyo.tenant.id"] == "globex"
+    assert "kyo.tenant.id" not in after.log_record.attributes
+
+
+def test_application_records_cannot_pose_as_audit_records(telemetry):
+    log.warning("pretending", extra={"kyo.log.type": "audit"})
+
+    [item] = records(telemetry)
+    assert "kyo.log.type" not in item.log_record.attributes
+
+
+CONSOLE_JSON_APP = textwrap.dedent(
+    """
+    import logging
+    import flask
+    import kyo_otel
+
+    app = flask.Flask("console_json")
+
+    @app.post("/otp/send")
+    def send():
+        logging.getLogger("console_json.otp").info(
+            "sending to %s", flask.request.json["phone"], extra={"channel": "sms", "otp_code": "482913"})
+        return {"sent": True}
+
+    @app.get("/fail")
+    def fail():
+        try:
+            raise RuntimeError("provider down")
+        except RuntimeError:
+            logging.getLogger("console_json.otp").exception("send failed")
+        return {"sent": False}, 502
+
+    # Spans stay in memory so that stdout holds only the log lines.
+    kyo_otel.configure(environment="development", console_format="json", service_name="otp-service",
+                       traces_exporter="memory", metrics_exporter="none", app=app)
+    client = app.test_client()
+    client.post("/otp/send", json={"phone": "+886912345678"}, headers={"X-Request-Id": "req-1", "X-Tenant-Id": "acme"})
+    client.get("/fail", headers={"X-Request-Id": "req-2"})
+    kyo_otel.audit("tenant.update", "tenant:acme", user_id="u-1", tenant_id="acme", result="success")
+    kyo_otel.shutdown()
+    """
+)
+
+
+def test_console_json_format_writes_one_json_object_per_line(tmp_path):
+    script = tmp_path / "console_json_app.py"
+    script.write_text(CONSOLE_JSON_APP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KYO_OTEL_", "OTEL_"))}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env, check=False)
+
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert [r["message"] for r in records] == [
+        "sending to +886*******78",
+        "send failed",
+        "audit: tenant.update tenant:acme -> success",
+    ]
+    sent, failed, audit = records
+    for field in ("timestamp", "level", "logger", "message", "service", "environment", "trace_id", "span_id"):
+        assert field in sent, field
+    assert sent["level"] == "INFO" and sent["logger"] == "console_json.otp"
+    assert sent["service"] == "otp-service" and sent["environment"] == "development"
+    assert re.fullmatch(r"[0-9a-f]{32}", sent["trace_id"]) and re.fullmatch(r"[0-9a-f]{16}", sent["span_id"])
+    assert sent["aws.xray.trace_id"] == f"1-{sent['trace_id'][:8]}-{sent['trace_id'][8:]}"
+    assert sent["kyo.request.id"] == "req-1" and sent["kyo.tenant.id"] == "acme"
+    assert sent["channel"] == "sms" and sent["otp_code"] == "[scrubbed:otp_code]"
+    assert failed["level"] == "ERROR" and failed["exception.type"] == "RuntimeError"
+    assert failed["exception.message"] == "provider down" and "Traceback" in failed["exception.stacktrace"]
+    assert failed["kyo.request.id"] == "req-2"
+    assert audit["kyo.log.type"] == "audit" and audit["logger"] == "kyo_otel.audit"
+    assert "+886912345678" not in done.stdout and "482913" not in done.stdout
