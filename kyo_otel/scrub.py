@@ -71,6 +71,15 @@ SENSITIVE_PAIRS = frozenset(
         "securitycode", "confirmationcode", "onetimecode", "resetcode",
     }
 )
+# Keys whose values are set by code, never by users: not searched (they are on every span).
+SAFE_KEYS = frozenset(
+    {
+        "http.route", "http.request.method", "http.method", "url.scheme", "network.protocol.version",
+        "network.protocol.name", "network.transport", "network.type", "db.system", "db.system.name",
+        "db.operation.name", "rpc.system", "code.function.name", "code.file.path", "code.function",
+        "code.filepath", "code.namespace", "exception.type", "otel.scope.name", "error.type",
+    }
+)
 # Keys whose values are URLs or query strings: the path is kept, sensitive query values go.
 URL_KEYS = frozenset(
     {"url.full", "url.query", "url.original", "http.target", "http.url", "http.request.url", "url"}
@@ -106,10 +115,14 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     ),
     (
         "phone",
+        # Each alternative starts with a literal (+ % ( 0) so that a digit-heavy string without
+        # one is skipped at C speed; the lookbehinds after it check what precedes that literal.
         # Groups are maximal digit runs joined by single separators: no ambiguous splits, so a
         # long run of digits that is not a phone number fails fast.
-        r"(?<![0-9A-Za-z+])(?<![0-9][.,])"
-        r"(?:(?:\+|%2[Bb])\d+|\(0\d{1,3}\)[ \t]?\d+|0\d+)"
+        r"(?:\+(?<![0-9A-Za-z+]\+)\d+"
+        r"|%(?<![0-9A-Za-z+]%)2[Bb]\d+"
+        r"|\((?<![0-9A-Za-z+]\()0\d{1,3}\)[ \t]?\d+"
+        r"|0(?<![0-9A-Za-z+]0)(?<![0-9][.,]0)\d+)"
         r"(?:[ .\-]\(?\d+\)?|\(\d+\)){0,6}"
         + _NOT_ALNUM_AFTER + r"(?![.,]\d)",
     ),
@@ -196,6 +209,8 @@ class Scrubber:
         lowered = key.lower()
         if lowered in URL_KEYS:
             return "url"
+        if lowered in SAFE_KEYS:
+            return "safe"
         segments = [s for s in _SEGMENT_SPLIT.split(lowered) if s]
         if not segments:
             return None
@@ -264,8 +279,8 @@ class Scrubber:
                 kind = self.key_kind(unquote_plus(name))
                 if kind is not None and kind.startswith("secret:"):
                     value = SCRUBBED.format(kind[7:])
-                elif self.may_match(value) or "%" in value:
-                    decoded = unquote_plus(value)
+                elif "%" in value or "+" in value or self.may_match(value):
+                    decoded = unquote_plus(value) if "%" in value or "+" in value else value
                     scrubbed = self.scrub_text(decoded)
                     if scrubbed != decoded:
                         value = scrubbed
@@ -281,18 +296,22 @@ class Scrubber:
     def scrub_value(self, key: str | None, value: Any) -> Any:
         """One attribute value (or body), by its key; sequences and mappings element-wise."""
         kind = self.key_kind(key) if key else None
-        if kind is not None and kind.startswith("secret:"):
-            return SCRUBBED.format(kind[7:]) if value not in (None, "") else value
-        if isinstance(value, str):
-            if kind == "url":
+        if type(value) is str:
+            if kind is None:
+                scrubbed = self.scrub_text(value)
+            elif kind == "safe":
+                return value
+            elif kind == "url":
                 scrubbed = self.scrub_url(value, query_only=key is not None and key.endswith("query"))
             else:
-                scrubbed = self.scrub_text(value)
-            if self._callback is not None:
-                scrubbed = self._callback(key, scrubbed)
-            return scrubbed
-        if isinstance(value, (bool, int, float)) or value is None:
+                return SCRUBBED.format(kind[7:]) if value else value
+            return scrubbed if self._callback is None else self._callback(key, scrubbed)
+        if kind is not None and kind.startswith("secret:"):
+            return SCRUBBED.format(kind[7:]) if value is not None else value
+        if value is None or isinstance(value, (bool, int, float)):
             return value
+        if isinstance(value, str):  # a str subclass
+            return self.scrub_value(key, str(value))
         if isinstance(value, Mapping):
             return {k: self.scrub_value(str(k), v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -306,24 +325,27 @@ class Scrubber:
         """A scrubbed copy, or ``None`` when nothing changed (the caller keeps the original)."""
         if not attributes:
             return None
-        changed = False
-        result: dict[str, Any] = {}
+        result: dict[str, Any] | None = None
         for key, value in attributes.items():
             scrubbed = self.scrub_value(key, value)
-            if scrubbed is not value and scrubbed != value:
-                changed = True
-            result[key] = scrubbed
-        return result if changed else None
+            if scrubbed is not value and result is None and scrubbed != value:
+                result = dict(attributes)
+            if result is not None:
+                result[key] = scrubbed
+        return result
 
 
 def _normal(key: str) -> str:
     return key.lower().replace("-", "_")
 
 
-def _bounded(original: Any, scrubbed: dict[str, Any]) -> BoundedAttributes:
-    """Scrubbed attributes that still report how many the SDK dropped."""
+def _bounded(original: Any, scrubbed: dict[str, Any]) -> Mapping[str, Any]:
+    """Scrubbed attributes that still report how many the SDK dropped (a plain dict when none)."""
+    dropped = getattr(original, "dropped", 0)
+    if not dropped:
+        return scrubbed
     attributes = BoundedAttributes(attributes=scrubbed, immutable=True)
-    attributes.dropped = getattr(original, "dropped", 0)
+    attributes.dropped = dropped
     return attributes
 
 
