@@ -325,9 +325,75 @@ def test_no_raw_value_reaches_any_exported_signal(redis_client, monkeypatch):
 
 
 def test_scrubbing_can_be_turned_off_explicitly():
-    settings = kyo_otel.resolve_settings({"scrubbing": False}, env={})
-    assert settings.scrubbing is False
-    assert kyo_otel.resolve_settings({}, env={"KYO_OTEL_SCRUBBING": "false"}).scrubbing is False
     assert kyo_otel.resolve_settings({}, env={}).scrubbing is True
+    assert kyo_otel.resolve_settings({}, env={"KYO_OTEL_SCRUBBING": "false"}).scrubbing is False
     with pytest.raises(kyo_otel.ConfigError, match="true or false"):
         kyo_otel.resolve_settings({}, env={"KYO_OTEL_SCRUBBING": "sometimes"})
+
+    from tests.support.subprocess_python import last_json_line, run_python
+
+    report = last_json_line(run_python(
+        """
+        import json, logging
+        import kyo_otel
+        telemetry = kyo_otel.configure(environment="test")
+        logging.getLogger("raw").warning("sent to +886912345678")
+        print(json.dumps({"scrubber": telemetry.scrubber is not None,
+                          "bodies": [r.log_record.body for r in telemetry.memory.logs.get_finished_logs()]}))
+        """,
+        env={"KYO_OTEL_SCRUBBING": "false"},
+    ))
+    assert report == {"scrubber": False, "bodies": ["sent to +886912345678"]}
+
+
+OTLP_APP = """
+    import logging, os
+    import flask, redis
+    import kyo_otel
+
+    app = flask.Flask("otlp_scrub")
+    client_redis = redis.Redis.from_url(os.environ["REDIS_URL"])
+
+    @app.post("/otp/send")
+    def send():
+        phone = flask.request.json["phone"]
+        client_redis.set(f"otp:{phone}", "739184", ex=300)
+        logging.getLogger("otlp_scrub").warning("code 739184 sent to %s", phone,
+                                                 extra={"email": "alice.chen@example.com", "otp_code": "739184"})
+        kyo_otel.otp.sent(flask.request.headers.get("X-Tenant-Id"))
+        kyo_otel.audit("otp.send", "otp", user_id=phone, tenant_id=None, result="success")
+        return {"sent": True}
+
+    kyo_otel.configure(environment="production", service_name="otlp-scrub", otlp_endpoint=os.environ["ENDPOINT"],
+                       app=app, redis=client_redis)
+    response = app.test_client().post("/otp/send?phone=%2B886912345678&code=739184", json={"phone": "+886912345678"},
+                                      headers={"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.c2VjcmV0", "X-Tenant-Id": "0912-345-678"})
+    assert response.status_code == 200
+    assert kyo_otel.shutdown(), "flushed within the bound"
+"""
+
+
+def test_nothing_sensitive_reaches_the_collector_over_otlp(redis_server):
+    from google.protobuf import text_format
+
+    from tests.support.otlp_receiver import OtlpReceiver
+    from tests.support.subprocess_python import run_python
+
+    with OtlpReceiver() as receiver:
+        done = run_python(OTLP_APP, env={
+            "ENDPOINT": receiver.endpoint,
+            "REDIS_URL": redis_server.url,
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "authorization",
+        })
+        assert done.returncode == 0, done.stderr
+        requests = [*receiver.spans, *receiver.logs, *receiver.metrics]
+
+    assert receiver.spans and receiver.logs and receiver.metrics
+    wire = b"".join(r.SerializeToString() for r in requests)
+    text = "\n".join(text_format.MessageToString(r, as_utf8=True) for r in requests)
+    for raw in ("+886912345678", "886912345678", "0912-345-678", "0912345678", "739184", "alice.chen",
+                "eyJhbGciOiJIUzI1NiJ9"):
+        assert raw.encode() not in wire and raw not in text, raw
+    for masked in ("+886*******78", "0912****78", "[scrubbed:code]", "[scrubbed:otp_code]", "[scrubbed:authorization]",
+                   "a***@example.com", "SET ? ? ? ?", "aws.xray.trace_id"):
+        assert masked in text, masked
