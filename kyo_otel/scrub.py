@@ -20,6 +20,8 @@ One ``Scrubber`` is applied to every signal before any exporter sees it (see
   letter or digit: so trace ids, span ids, UUIDs, dates, epoch timestamps and decimals do
   not match.
 - **Emails**: ``alice@example.com`` -> ``a***@example.com``.
+- **Phone and email keys** (``phone``, ``user.phone_number``, ``msisdn``, ``email``...): the
+  value is masked even when it does not look typed (``912345678``, an int).
 - **URLs** (``url.full``, ``url.query``, ``http.target``, ``http.url``...): the path is kept
   (and scrubbed as text); query values of sensitive keys become ``[scrubbed:<key>]`` and the
   others are decoded and scrubbed.
@@ -71,6 +73,9 @@ SENSITIVE_PAIRS = frozenset(
         "securitycode", "confirmationcode", "onetimecode", "resetcode",
     }
 )
+# Keys that hold a phone number or an email whatever it looks like (``912345678`` under ``phone``).
+PHONE_SEGMENTS = frozenset({"phone", "mobile", "msisdn", "tel", "telephone", "phonenumber", "mobilenumber", "phoneno"})
+EMAIL_SEGMENTS = frozenset({"email", "mail", "emailaddress"})
 # Keys whose values are set by code, never by users: not searched (they are on every span).
 SAFE_KEYS = frozenset(
     {
@@ -132,6 +137,7 @@ _MIN_LENGTH = 5
 _MIN_PHONE_DIGITS = 8
 # The fast path: a phone number needs 8 digits; everything else needs one of these (lowered).
 _EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){%d}" % _MIN_PHONE_DIGITS)
+_SIX_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){6}")
 _HINT = re.compile(r"@|%40|code|otp|pin|pass|pwd|secret|token|key|auth|cookie|session")
 _SEGMENT_SPLIT = re.compile(r"[._\-\s/:]+")
 
@@ -223,6 +229,10 @@ class Scrubber:
             return "secret:code"
         if "".join(segments) in self._pairs:
             return "secret:" + "_".join(segments)
+        if last in PHONE_SEGMENTS or (len(segments) >= 2 and segments[-2] + last in PHONE_SEGMENTS):
+            return "phone"
+        if last in EMAIL_SEGMENTS or (len(segments) >= 2 and segments[-2] + last in EMAIL_SEGMENTS):
+            return "email"
         return None
 
     # -- text --------------------------------------------------------------------------------
@@ -303,11 +313,21 @@ class Scrubber:
                 return value
             elif kind == "url":
                 scrubbed = self.scrub_url(value, query_only=key is not None and key.endswith("query"))
+            elif kind == "phone":
+                scrubbed = self.scrub_text(value)
+                if scrubbed is value and _SIX_DIGITS.match(value) is not None:
+                    scrubbed = mask_phone(value.strip())  # not typed like a phone number, but the key says so
+            elif kind == "email" and "@" in value and " " not in value.strip():
+                scrubbed = mask_email(value.strip())
+            elif kind == "email":
+                scrubbed = self.scrub_text(value)
             else:
                 return SCRUBBED.format(kind[7:]) if value else value
             return scrubbed if self._callback is None else self._callback(key, scrubbed)
         if kind is not None and kind.startswith("secret:"):
             return SCRUBBED.format(kind[7:]) if value is not None else value
+        if kind == "phone" and isinstance(value, int) and not isinstance(value, bool):
+            return mask_phone(str(value))  # a phone number stored as a number
         if value is None or isinstance(value, (bool, int, float)):
             return value
         if isinstance(value, str):  # a str subclass

@@ -149,6 +149,21 @@ def test_ordinary_keys_and_numbers_pass_unchanged(key, value):
     assert scrubber.scrub_value(key, value) == value
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "scrubbed"),
+    [
+        ("phone", "912345678", "9123***78"),  # not typed like a phone number, but the key says so
+        ("user.phone_number", 886912345678, "8869******78"),
+        ("msisdn", "+886 912 345 678", "+886*******78"),
+        ("email", "Alice@Example.com", "A***@Example.com"),
+        ("mobile", "yes", "yes"),
+        ("user.email", "unknown", "unknown"),
+    ],
+)
+def test_phone_and_email_keys_mask_whatever_their_value_looks_like(key, value, scrubbed):
+    assert scrubber.scrub_value(key, value) == scrubbed
+
+
 def test_urls_keep_their_path_and_lose_sensitive_query_values():
     assert scrubber.scrub_value("url.full", "https://api.example/otp/verify?phone=%2B886912345678&code=12&lang=en#x") == (
         "https://api.example/otp/verify?phone=+886*******78&code=[scrubbed:code]&lang=en#x"
