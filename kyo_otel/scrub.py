@@ -124,11 +124,11 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
         # one is skipped at C speed; the lookbehinds after it check what precedes that literal.
         # Groups are maximal digit runs joined by single separators: no ambiguous splits, so a
         # long run of digits that is not a phone number fails fast.
-        r"(?:\+(?<![0-9A-Za-z+]\+)\d+"
+        r"(?:\+(?<![0-9+]\+)\d+"
         r"|%(?<![0-9A-Za-z+]%)2[Bb]\d+"
         r"|\((?<![0-9A-Za-z+]\()0\d{1,3}\)[ \t]?\d+"
-        r"|0(?<![0-9A-Za-z+]0)(?<![0-9][.,]0)\d+)"
-        r"(?:[ .\-]\(?\d+\)?|\(\d+\)){0,6}"
+        r"|0(?<![0-9A-Za-z+]0)(?<![0-9][.,\-]0)\d+)"
+        r"(?:[ .\-]\d+|[ .\-]?\(\d+\)){0,6}"
         + _NOT_ALNUM_AFTER + r"(?![.,]\d)",
     ),
 )
@@ -138,8 +138,28 @@ _MIN_PHONE_DIGITS = 8
 # The fast path: a phone number needs 8 digits; everything else needs one of these (lowered).
 _EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){%d}" % _MIN_PHONE_DIGITS)
 _SIX_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){6}")
+_DIGIT_RUN = re.compile(r"[0-9]+")
 _HINT = re.compile(r"@|%40|code|otp|pin|pass|pwd|secret|token|key|auth|cookie|session")
 _SEGMENT_SPLIT = re.compile(r"[._\-\s/:]+")
+
+
+def _mask_phone_groups(found: str) -> str:
+    """Mask a phone-shaped match: too few digits is not a phone number; too many is a phone
+    number followed by more numbers (``0912 345 678 2026``) when its first groups make one, and
+    otherwise an id (``0000000000000001``), left alone."""
+    low, high = _PHONE_DIGITS["local" if found[0] in "0(" else "international"]
+    skip = 3 if found[0] == "%" else 0  # %2B
+    count, end = 0, 0
+    for group in _DIGIT_RUN.finditer(found, skip):
+        if count + len(group.group()) > high:
+            break
+        count += len(group.group())
+        end = group.end()
+    if count < low:
+        return found
+    if end < len(found) and found[end] == ")":
+        end += 1
+    return mask_phone(found[:end]) + found[end:]
 
 
 def mask_phone(text: str) -> str:
@@ -262,10 +282,7 @@ class Scrubber:
         kind = match.lastgroup
         found = match.group(0)
         if kind == "phone":
-            digits = sum(c.isdigit() for c in found)
-            low, _high = _PHONE_DIGITS["local" if found[0] in "0(" else "international"]
-            # Too few digits: not a phone number. Too many: still masked, erring on safety.
-            return mask_phone(found) if digits >= low else found
+            return _mask_phone_groups(found)
         if kind == "email":
             return mask_email(found)
         if kind == "secret" or kind == "code":

@@ -7,6 +7,8 @@ import re
 
 import flask
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import kyo_otel
 from kyo_otel.scrub import Scrubber, mask_phone
@@ -38,6 +40,31 @@ def test_phone_numbers_in_every_typed_format_keep_first_four_and_last_two(typed,
     assert scrubber.scrub_text(typed) == masked
     assert scrubber.scrub_text(f"sent to {typed}.") == f"sent to {masked}."
     assert scrubber.scrub_text(f"otp:{typed}") == f"otp:{masked}"  # a Redis key in a message
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    number=st.one_of(
+        st.tuples(st.sampled_from(["+886", "+1", "+44", "+81", "+852"]), st.text("0123456789", min_size=8, max_size=10)),
+        st.tuples(st.sampled_from(["09", "02", "03", "04"]), st.text("0123456789", min_size=7, max_size=8)),
+    ),
+    cuts=st.lists(st.integers(1, 9), max_size=3),
+    separator=st.sampled_from(["", " ", "-", "."]),
+    before=st.sampled_from(["", "to ", "phone=", "otp:", '{"phone": "', "(", "<", "user_", "tel"]),
+    after=st.sampled_from(["", " ok", "&x=1", '"}', ")", ".", ", then", ">"]),
+)
+def test_any_typed_phone_number_in_any_surrounding_is_masked(number, cuts, separator, before, after):
+    prefix, rest = number
+    assume(prefix.startswith("+") or before != "tel")  # a local number glued to letters looks like an id
+    digits = prefix + rest
+    typed = digits
+    for cut in sorted(set(cuts), reverse=True):  # split into groups the way people type them
+        position = len(prefix) + cut
+        if position < len(typed) - 1:
+            typed = typed[:position] + separator + typed[position:]
+    scrubbed = scrubber.scrub_text(before + typed + after)
+    assert typed not in scrubbed
+    assert before + mask_phone(typed) + after == scrubbed
 
 
 def test_phone_numbers_percent_encoded_in_a_query_are_masked():
@@ -83,6 +110,23 @@ def test_a_mask_shows_at_most_six_digits_and_stands_for_every_hidden_one():
     ],
 )
 def test_look_alikes_are_left_alone(value):
+    assert scrubber.scrub_text(value) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.uuids().map(str),
+        st.uuids().map(lambda u: u.hex),
+        st.integers(1, 2**64 - 1).map(lambda i: f"{i:016x}"),  # span ids
+        st.integers(1, 2**128 - 1).map(lambda i: f"1-{i:032x}"[:11] + "-" + f"{i:032x}"[8:]),  # X-Ray ids
+        st.datetimes().map(lambda d: d.isoformat()),
+        st.floats(min_value=0, max_value=1e6, allow_nan=False).map(repr),  # durations as text
+        st.integers(0, 10**15).map(str),  # counts, epoch times
+        st.integers(1, 65535).map(lambda port: f"127.0.0.1:{port}"),
+    )
+)
+def test_ids_timestamps_and_numbers_as_text_are_never_mangled(value):
     assert scrubber.scrub_text(value) == value
 
 
