@@ -13,14 +13,14 @@ from opentelemetry import trace
 
 import kyo_otel
 from kyo_otel.audit import AUDIT_ATTRIBUTE, AUDIT_LOGGER, AUDIT_VALUE
-from tests.support.telemetry import memory_telemetry
 
 app_log = logging.getLogger("kyo_test.app")
 
 
 @pytest.fixture
-def telemetry():
-    return memory_telemetry()
+def telemetry(kyo_telemetry):
+    """The memory profile's handle (``kyo_telemetry``: the kyo_otel pytest plugin), emptied."""
+    return kyo_telemetry.handle
 
 
 def audit_records(telemetry):

@@ -15,14 +15,14 @@ import pytest
 
 import kyo_otel
 from kyo_otel.context import accepted_request_id, xray_trace_id
-from tests.support.telemetry import memory_telemetry
 
 log = logging.getLogger("kyo_test.orders")
 
 
 @pytest.fixture
-def telemetry():
-    return memory_telemetry()
+def telemetry(kyo_telemetry):
+    """The memory profile's handle (``kyo_telemetry``: the kyo_otel pytest plugin), emptied."""
+    return kyo_telemetry.handle
 
 
 @pytest.fixture
