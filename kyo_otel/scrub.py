@@ -30,8 +30,8 @@ One ``Scrubber`` is applied to every signal before any exporter sees it (see
 
 Only strings are searched: numbers and booleans pass unchanged unless their key is sensitive.
 A string that cannot match (shorter than 5 characters, or with fewer than 8 digits, no ``@``,
-no ``%40`` and no sensitive word) is returned after two C-level scans. Key classification is
-memoised in a bounded LRU; scrubbed values are not cached.
+no ``%40`` and no sensitive word) is returned after two C-level scans. Key classification and the
+results for texts up to 200 characters are memoised in bounded LRUs (4096 entries each).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -134,6 +135,7 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
 )
 _PHONE_DIGITS = {"international": (8, 15), "local": (9, 11)}
 _MIN_LENGTH = 5
+_SHORT = 200  # texts up to this length are memoised
 _MIN_PHONE_DIGITS = 8
 # The fast path: a phone number needs 8 digits; everything else needs one of these (lowered).
 _EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){%d}" % _MIN_PHONE_DIGITS)
@@ -227,6 +229,9 @@ class Scrubber:
         self._callback = callback
         # Bounded: attribute keys are few, but a body mapping could bring arbitrary ones.
         self.key_kind = lru_cache(maxsize=4096)(self._key_kind)
+        # Short values repeat (hosts, user agents, routes, messages without arguments): their
+        # results are remembered, in a bounded LRU.
+        self._scrub_short = lru_cache(maxsize=4096)(self._scrub_text)
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -275,6 +280,11 @@ class Scrubber:
 
     def scrub_text(self, text: str) -> str:
         """Free text (a log message, a span name, an attribute value) with every match masked."""
+        if len(text) <= _SHORT:
+            return self._scrub_short(text)
+        return self._scrub_text(text)
+
+    def _scrub_text(self, text: str) -> str:
         pattern = self._pattern_for(text)
         return text if pattern is None else pattern.sub(self._replace, text)
 
@@ -363,10 +373,13 @@ class Scrubber:
         if not attributes:
             return None
         result: dict[str, Any] | None = None
-        for key, value in attributes.items():
+        # Spans hand out a read-only proxy of BoundedAttributes, which iterate through the Mapping
+        # protocol in Python; copy() of either is one dict copy.
+        plain = attributes.copy() if isinstance(attributes, (BoundedAttributes, MappingProxyType)) else attributes
+        for key, value in plain.items():
             scrubbed = self.scrub_value(key, value)
             if scrubbed is not value and result is None and scrubbed != value:
-                result = dict(attributes)
+                result = dict(plain)
             if result is not None:
                 result[key] = scrubbed
         return result
