@@ -29,11 +29,10 @@ AUDIT_VALUE = "audit"
 AUDIT_LOGGER = "kyo_otel.audit"
 """Instrumentation scope (the ``logger`` field) of audit records."""
 
-CONTEXT_PREFIX = "kyo.audit."
 ACTION = "kyo.audit.action"
 RESOURCE = "kyo.audit.resource"
 RESULT = "kyo.audit.result"
-USER_ID = "enduser.id"
+USER_ID = "user.id"
 
 _logger = logging.getLogger(__name__)
 _warned = False
@@ -42,9 +41,8 @@ _warned = False
 def audit_attributes(
     action: str, resource: str, *, user_id: str | None, tenant_id: str | None, result: str, **context: Any
 ) -> dict[str, Any]:
-    """The attributes of one audit record; ``context`` keys go under ``kyo.audit.`` (``reason`` ->
-    ``kyo.audit.reason``), so they can neither collide with nor overwrite the fields."""
-    attributes: dict[str, Any] = {f"{CONTEXT_PREFIX}{k}": v for k, v in context.items() if v is not None}
+    """The attributes of one audit record (``context`` first, so it cannot overwrite the fields)."""
+    attributes: dict[str, Any] = {k: v for k, v in context.items() if v is not None}
     attributes.update({AUDIT_ATTRIBUTE: AUDIT_VALUE, ACTION: str(action), RESOURCE: str(resource), RESULT: str(result)})
     if user_id is not None:
         attributes[USER_ID] = str(user_id)
@@ -61,12 +59,13 @@ def audit(
     """Write an audit record: ``action`` on ``resource`` by ``user_id`` in ``tenant_id`` -> ``result``.
 
     ``tenant_id=None`` takes the current request's tenant. Extra keyword arguments become
-    ``kyo.audit.<name>`` attributes (scrubbed like any other). Never raises: a failure is logged once.
+    attributes as named (scrubbed like any other; pass namespaced keys with ``**{"kyo.x": v}``).
+    Never raises: a failure is logged once.
     """
     global _warned
     try:
         attributes = audit_attributes(action, resource, user_id=user_id, tenant_id=tenant_id, result=result, **context)
-        body = f"audit {action} {resource} {result}"
+        body = f"audit: {action} {resource} -> {result}"
         from kyo_otel.telemetry import current
 
         handle = current()

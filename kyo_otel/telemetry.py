@@ -31,9 +31,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kyo_otel import catalog, console, drops, exporters, instruments, logs, metrics, traces
-from kyo_otel.scrub import Scrubber, ScrubbingLogExporter, ScrubbingSpanExporter
 from kyo_otel.config import Settings, resolve_settings
 from kyo_otel.resource import build_resource
+from kyo_otel.scrub import Scrubber, ScrubbingLogExporter, ScrubbingSpanExporter
 
 _logger = logging.getLogger(__name__)
 

@@ -160,7 +160,7 @@ def test_console_json_format_writes_one_json_object_per_line(tmp_path):
     assert [r["message"] for r in records] == [
         "sending to +886*******78",
         "send failed",
-        "audit tenant.update tenant:acme success",
+        "audit: tenant.update tenant:acme -> success",
     ]
     sent, failed, audit = records
     for field in ("timestamp", "level", "logger", "message", "service", "environment", "trace_id", "span_id"):
