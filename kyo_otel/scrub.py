@@ -37,6 +37,7 @@ results for texts up to 200 characters are memoised in bounded LRUs (4096 entrie
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -109,12 +110,12 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     ),
     (
         "secret",
-        _NOT_ALNUM_BEFORE + r"(?P<secret_key>(?i:" + _SECRET_WORDS + r"))" + _NOT_ALNUM_AFTER + _KEY_SEPARATOR
+        r"(?=[PpSsTtAaXxCcIiRr])" + _NOT_ALNUM_BEFORE + r"(?P<secret_key>(?i:" + _SECRET_WORDS + r"))" + _NOT_ALNUM_AFTER + _KEY_SEPARATOR
         + r"(?P<secret_value>(?:(?i:bearer|basic|digest|token|bot)[ \t]+)?[^\s&,;\"'<>]+)",
     ),
     (
         "code",
-        _NOT_ALNUM_BEFORE + r"(?P<code_key>(?i:" + _CODE_WORDS + r"))" + _NOT_ALNUM_AFTER
+        r"(?=[OoVvSsCcPp])" + _NOT_ALNUM_BEFORE + r"(?P<code_key>(?i:" + _CODE_WORDS + r"))" + _NOT_ALNUM_AFTER
         + r"(?:" + _KEY_SEPARATOR + r"|(?:[ \t]+is)?[ \t]+)"
         # ... and not the start of a longer number (``otp:0912-345-678`` is a phone number).
         + r"(?P<code_value>(?=[A-Za-z]*[0-9])[0-9A-Za-z]{4,8})" + _NOT_ALNUM_AFTER + r"(?![ .\-]\d)",
@@ -141,7 +142,7 @@ _MIN_PHONE_DIGITS = 8
 _EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){%d}" % _MIN_PHONE_DIGITS)
 _SIX_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){6}")
 _DIGIT_RUN = re.compile(r"[0-9]+")
-_HINT = re.compile(r"@|%40|code|otp|pin|pass|pwd|secret|token|key|auth|cookie|session")
+_WORDS_HINT = re.compile(r"code|otp|pin|pass|pwd|secret|token|key|auth|cookie|session")
 _SEGMENT_SPLIT = re.compile(r"[._\-\s/:]+")
 
 
@@ -219,10 +220,15 @@ class Scrubber:
         self._labels = {name: label for name, label, _ in self._extra}
         extra = [f"(?P<{name}>{source})" for name, _, source in self._extra]
         branches = {name: f"(?P<{name}>{source})" for name, source in _PATTERNS}
-        # The combined pattern, and the same without the branches a cheap check ruled out.
+        # The combined pattern, and the same without the branches that cheap checks rule out
+        # for a given text (no "@": no email branch...), indexed by (email, words, digits).
         self._pattern = re.compile("|".join([*branches.values(), *extra]))
-        self._phone_only = re.compile("|".join([branches["phone"], *extra]))
-        self._words_only = re.compile("|".join([branches[n] for n in ("email", "secret", "code")] + extra))
+        self._patterns: dict[tuple[bool, bool, bool], re.Pattern[str]] = {}
+        for email, words, digits in itertools.product((False, True), repeat=3):
+            chosen = [branches["email"]] * email + [branches["secret"], branches["code"]] * words
+            chosen += [branches["phone"]] * digits
+            if chosen:
+                self._patterns[(email, words, digits)] = re.compile("|".join(chosen + extra))
         own = {"".join(_SEGMENT_SPLIT.split(k.lower())) for k in sensitive_keys}
         self._segments = SENSITIVE_SEGMENTS | own
         self._pairs = SENSITIVE_PAIRS | own
@@ -266,13 +272,11 @@ class Scrubber:
         """The pattern ``text`` needs, or ``None`` when nothing in it can match (the fast path)."""
         if len(text) < _MIN_LENGTH:
             return None
-        words = _HINT.search(text.lower()) is not None
-        digits = _EIGHT_DIGITS.match(text) is not None
-        if self._extra or (words and digits):
+        if self._extra:
             return self._pattern
-        if digits:
-            return self._phone_only
-        return self._words_only if words else None
+        lowered = text.lower()
+        key = ("@" in text or "%40" in text, _WORDS_HINT.search(lowered) is not None, _EIGHT_DIGITS.match(text) is not None)
+        return self._patterns.get(key)
 
     def may_match(self, text: str) -> bool:
         """False when ``text`` cannot contain anything to scrub."""
