@@ -180,7 +180,7 @@ TELEMETRY_DROPPED = MetricSpec(
     kind="counter",
     unit="{item}",
     cloudwatch_unit="Count",
-    description="Spans and log records dropped because an export queue was full.",
+    description="Spans and log records dropped because an export queue was full (or, rarely, scrubbing failed).",
     attributes=(DROPPED_SIGNAL,),
     dimension_sets=((), (DROPPED_SIGNAL,)),
 )

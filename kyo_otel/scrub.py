@@ -394,8 +394,10 @@ def _normal(key: str) -> str:
 
 
 def _bounded(original: Any, scrubbed: dict[str, Any]) -> Mapping[str, Any]:
-    """Scrubbed attributes that still report how many the SDK dropped (a plain dict when none)."""
-    dropped = getattr(original, "dropped", 0)
+    """Scrubbed attributes that still report how many the SDK dropped (a plain dict when none).
+
+    ``original`` is what had the attributes (a span, an event, a link, a log record)."""
+    dropped = getattr(original, "dropped_attributes", 0) or 0
     if not dropped:
         return scrubbed
     attributes = BoundedAttributes(attributes=scrubbed, immutable=True)
@@ -445,7 +447,7 @@ class ScrubbingSpanExporter(SpanExporter):
                 events.append(
                     Event(
                         event_name,
-                        _bounded(event.attributes, event_attributes) if event_attributes is not None else event.attributes,
+                        _bounded(event, event_attributes) if event_attributes is not None else event.attributes,
                         event.timestamp,
                     )
                 )
@@ -456,7 +458,7 @@ class ScrubbingSpanExporter(SpanExporter):
                 links.append(link)
             else:
                 links_changed = True
-                links.append(Link(link.context, _bounded(link.attributes, link_attributes)))
+                links.append(Link(link.context, _bounded(link, link_attributes)))
         status = span.status
         if status.description:
             description = scrubber.scrub_text(status.description)
@@ -469,7 +471,7 @@ class ScrubbingSpanExporter(SpanExporter):
             context=span.context,
             parent=span.parent,
             resource=span.resource,
-            attributes=_bounded(span.attributes, attributes) if attributes is not None else span.attributes,
+            attributes=_bounded(span, attributes) if attributes is not None else span.attributes,
             events=_bounded_list(span.events, events) if events_changed else span.events,
             links=_bounded_list(span.links, links) if links_changed else span.links,
             kind=span.kind,
@@ -519,7 +521,7 @@ class ScrubbingLogExporter(LogRecordExporter):
         copied = copy.copy(record)
         copied.body = body
         if attributes is not None:
-            copied.attributes = _bounded(record.attributes, attributes)
+            copied.attributes = _bounded(item, attributes)
         return ReadableLogRecord(
             log_record=copied, resource=item.resource, instrumentation_scope=item.instrumentation_scope, limits=item.limits
         )

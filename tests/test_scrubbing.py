@@ -261,6 +261,60 @@ def test_pathological_input_is_scrubbed_in_bounded_time():
     assert len(scrubber.scrub_text(text)) > 0
 
 
+# --- the exporters ------------------------------------------------------------------------
+
+
+def test_the_span_exporter_hands_on_scrubbed_copies_of_every_part_of_a_span():
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Link, Status, StatusCode
+
+    from kyo_otel.scrub import ScrubbingSpanExporter
+
+    received = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=3), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(ScrubbingSpanExporter(received, scrubber)))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("linked") as other:
+        pass
+    link = Link(other.get_span_context(), {"email": "alice@example.com"})
+    with tracer.start_as_current_span("lookup +886912345678", links=[link]) as span:
+        span.set_attributes({"x": 1, "http.response.status_code": 404, "token": "t0k3n", "user.phone": "0912345678"})
+        span.add_event("retry", {"exception.message": "no user 0912-345-678"})
+        span.set_status(Status(StatusCode.ERROR, "no user alice@example.com"))
+
+    exported = received.get_finished_spans()[-1]
+    assert exported.name == "lookup +886*******78"
+    assert dict(exported.attributes) == {"user.phone": "0912****78", "http.response.status_code": 404, "token": "[scrubbed:token]"}
+    assert exported.dropped_attributes == 1  # "x", by the SDK's limit: the count survives the copy
+    assert exported.events[0].attributes["exception.message"] == "no user 0912****78"
+    assert exported.links[0].attributes["email"] == "a***@example.com"
+    assert exported.status.description == "no user a***@example.com"
+    assert exported.context == span.get_span_context() and exported.parent is None
+    provider.shutdown()
+
+
+def test_an_item_that_cannot_be_scrubbed_is_dropped_and_counted_never_exported_raw(kyo_telemetry):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from kyo_otel.scrub import ScrubbingSpanExporter
+
+    def broken(key, value):
+        raise RuntimeError("a buggy callback")
+
+    received = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(ScrubbingSpanExporter(received, Scrubber(callback=broken))))
+    provider.get_tracer("test").start_span("otp", attributes={"phone": "+886912345678"}).end()
+
+    assert received.get_finished_spans() == ()
+    assert kyo_telemetry.metric("kyo.telemetry.dropped", kyo_signal="traces").value == 1
+    provider.shutdown()
+
+
 # --- end to end: a Flask app, real Redis, everything exported -----------------------------
 
 PHONE = "+886912345678"
