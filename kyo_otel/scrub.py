@@ -26,7 +26,8 @@ One ``Scrubber`` is applied to every signal before any exporter sees it (see
   (and scrubbed as text); query values of sensitive keys become ``[scrubbed:<key>]`` and the
   others are decoded and scrubbed.
 - **Extra patterns** (``{"iban": r"..."}`` -> ``[scrubbed:iban]``) join the one combined
-  pattern; a **callback** ``(key, value) -> value`` sees every string after the built-in rules.
+  pattern; a **callback** ``(key, value) -> value`` sees every string value after the built-in
+  rules.
 
 Only strings are searched: numbers and booleans pass unchanged unless their key is sensitive.
 A string that cannot match (shorter than 5 characters, or with fewer than 8 digits, no ``@``,
@@ -205,8 +206,9 @@ class Scrubber:
 
     ``extra_patterns``: a mapping label -> regex (or an iterable of regexes, label ``custom``);
     matches become ``[scrubbed:<label>]``. ``sensitive_keys``: more key segments whose values
-    are always replaced. ``callback(key, value) -> value``: runs on every string after the
-    built-in rules (``key`` is ``None`` for bodies and event names); return the value to keep.
+    are always replaced. ``callback(key, value) -> value``: runs on every string value of an
+    attribute or a body after the built-in rules (``key`` is ``None`` for a string body); return
+    the value to keep. (Span and event names, status descriptions get the built-in rules only.)
     """
 
     def __init__(
@@ -242,7 +244,8 @@ class Scrubber:
     # -- keys --------------------------------------------------------------------------------
 
     def _key_kind(self, key: str) -> str | None:
-        """``"secret:<word>"`` for a sensitive key, ``"url"`` for a URL key, else ``None``."""
+        """How a key's values are treated: ``"secret:<word>"`` (replaced), ``"url"``, ``"phone"``,
+        ``"email"``, ``"safe"`` (set by code, not searched), or ``None`` (searched as text)."""
         lowered = key.lower()
         if lowered in URL_KEYS:
             return "url"
