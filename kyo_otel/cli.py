@@ -227,10 +227,8 @@ def check_collector(path: Path, explicit: bool, target: str = "auto") -> list[Ch
         if explicit:
             return [Check("FAIL", f"collector configuration {path} does not exist", "give the path of the YAML file")]
         return [Check("skip", f"no {path} here (run from the project root, or pass --collector PATH)")]
-    try:
-        from kyo_otel import collector
-    except ImportError:
-        return [Check("skip", f"{path}: collector validation is not part of this kyo_otel version")]
+    from kyo_otel import collector
+
     kind = collector_target(path, target)
     try:
         problems = collector.validate(path, target=kind)
@@ -284,11 +282,8 @@ def doctor(args: argparse.Namespace, out: IO[str], env: dict[str, str] | None = 
 
 
 def cost(args: argparse.Namespace, out: IO[str]) -> int:
-    try:
-        from kyo_otel import cost as cost_module
-    except ImportError:
-        sys.stderr.write("kyo-otel cost: the cost model is not part of this kyo_otel version\n")
-        return 2
+    from kyo_otel import cost as cost_module
+
     estimate = cost_module.estimate(tenants=args.tenants, instances=args.instances)
     out.write(estimate.format_table().rstrip("\n") + "\n")
     return 0

@@ -26,10 +26,7 @@ from typing import Any
 from kyo_otel import catalog
 from kyo_otel.ottl import LogView, UnsupportedCondition, condition_matches
 
-try:  # kyo_otel.audit (branch logs-scrub) owns these names; the fallback keeps the same values.
-    from kyo_otel.audit import AUDIT_ATTRIBUTE, AUDIT_VALUE
-except ImportError:  # pragma: no cover - until kyo_otel.audit is merged
-    AUDIT_ATTRIBUTE, AUDIT_VALUE = "kyo.log.type", "audit"
+from kyo_otel.audit import AUDIT_ATTRIBUTE, AUDIT_VALUE
 
 from kyo_otel.aws_names import APPLICATION_LOG_GROUP, AUDIT_LOG_GROUP, METRICS_LOG_GROUP  # noqa: E402
 LOG_STREAM = "{TaskId}"

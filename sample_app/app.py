@@ -22,6 +22,7 @@ from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 
 import kyo_otel
+from kyo_otel.audit import audit as kyo_audit
 from kyo_otel.health import RedisHealth
 from sample_app import otp as otp_lib
 from sample_app.otp import InvalidField, OtpService, OtpSettings, VerificationConflict
@@ -32,7 +33,6 @@ RATE_LIMITED_RESOURCE = "otp.send"
 
 _log = logging.getLogger("sample_app.otp")
 _errors = logging.getLogger("sample_app.errors")
-_audit_log = logging.getLogger("kyo_otel.audit")
 
 # Redis failures that mean "unavailable right now" (503), not a bug (500).
 REDIS_UNAVAILABLE = (redis_lib.exceptions.ConnectionError, redis_lib.exceptions.TimeoutError)
@@ -96,25 +96,8 @@ def resolve_settings(
 
 
 def audit(action: str, resource: str, *, user_id: str, tenant_id: str, result: str, **context: Any) -> None:
-    """One audit record, through ``kyo_otel.audit`` when this kyo_otel has it (branch logs-scrub).
-
-    Until then, a log record on the ``kyo_otel.audit`` logger with the same attributes, among them
-    ``kyo.log.type=audit``, which the collector routes to the audit log group.
-    """
-    library_audit = getattr(kyo_otel, "audit", None)
-    if callable(library_audit):  # (not the kyo_otel.audit module of a kyo_otel that exports no function)
-        library_audit(action, resource, user_id=user_id, tenant_id=tenant_id, result=result, **context)
-        return
-    extra = {key: value for key, value in context.items() if value is not None}
-    extra.update({
-        "kyo.log.type": "audit",
-        "kyo.audit.action": action,
-        "kyo.audit.resource": resource,
-        "kyo.audit.result": result,
-        "user.id": user_id,
-        "kyo.tenant.id": tenant_id,
-    })
-    _audit_log.info("audit: %s %s -> %s", action, resource, result, extra=extra)
+    """One audit record: kept a year in its own log group, never dropped by log levels."""
+    kyo_audit(action, resource, user_id=user_id, tenant_id=tenant_id, result=result, **context)
 
 
 def _error(status: int, error: str, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> Any:

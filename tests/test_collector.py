@@ -310,10 +310,7 @@ def test_an_unreadable_path_is_one_problem_not_an_exception(tmp_path):
 # --- the audit split, on records the app produces -------------------------------------
 
 
-try:
-    from kyo_otel.audit import audit as write_audit_record
-except ImportError:  # kyo_otel.audit (branch logs-scrub) not merged yet
-    write_audit_record = None
+from kyo_otel.audit import audit as write_audit_record
 
 
 def app_log_records():
@@ -325,10 +322,7 @@ def app_log_records():
     assert telemetry.memory.logs is not None, "the memory profile keeps log records"
     telemetry.memory.logs.clear()
     logging.getLogger("tests.collector.otp").info("otp sent", extra={"kyo.tenant.id": "tenant-a"})
-    if write_audit_record is not None:
-        write_audit_record("otp.verify", "otp", user_id="user-1", tenant_id="tenant-a", result="success")
-    else:  # TODO(audit): remove this branch once kyo_otel.audit is on main
-        logging.getLogger("kyo_otel.audit").info("otp verified", extra={AUDIT_ATTRIBUTE: AUDIT_VALUE})
+    write_audit_record("otp.verify", "otp", user_id="user-1", tenant_id="tenant-a", result="success")
     records = telemetry.memory.logs.get_finished_logs()
     scopes = {"tests.collector.otp": "application", "kyo_otel.audit": "audit"}
     request = encode_logs([r for r in records if r.instrumentation_scope and r.instrumentation_scope.name in scopes])
