@@ -13,6 +13,7 @@ by ``multiprocessing`` flush at exit too (see ``kyo_otel.telemetry.after_fork``)
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from kyo_otel import telemetry
@@ -28,7 +29,26 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Flush and shut down the worker's telemetry, bounded by the shutdown timeout."""
+    """Flush and shut down the worker's telemetry, bounded by the shutdown timeout.
+
+    The outcome goes to gunicorn's error log, one line per worker: how long the flush took, or
+    that it stopped at its bound (collector slow or unreachable) and what was unsent is lost.
+    """
     handle = telemetry.current()
-    if handle is not None and handle.pid == os.getpid():
-        handle.shutdown()
+    if handle is None or handle.pid != os.getpid():
+        return
+    start = time.monotonic()
+    flushed = handle.shutdown()
+    seconds = time.monotonic() - start
+    log = getattr(worker, "log", None)
+    if log is None:
+        return
+    if flushed:
+        log.info("kyo_otel: telemetry flushed and shut down in %.2fs", seconds)
+    else:
+        log.warning(
+            "kyo_otel: telemetry shutdown stopped at its bound after %.2fs (KYO_OTEL_SHUTDOWN_TIMEOUT=%gs); "
+            "what was not yet exported is lost",
+            seconds,
+            handle.settings.shutdown_timeout,
+        )

@@ -91,10 +91,24 @@ class ReceivedLog:
 
 @dataclass
 class _Store:
+    """Requests as received, decoded on the first query after them: answering an export call
+    costs the receiver almost nothing, so it takes little CPU from the process it serves."""
+
+    requests: list[tuple[str, Any]] = field(default_factory=list)
+    decoded: int = 0  # requests[:decoded] are in the lists below
     spans: list[ReceivedSpan] = field(default_factory=list)
     points: list[MetricPoint] = field(default_factory=list)
     logs: list[ReceivedLog] = field(default_factory=list)
-    payloads: list[bytes] = field(default_factory=list)
+
+    def decode(self) -> None:
+        for signal, request in self.requests[self.decoded :]:
+            if signal == "traces":
+                self.spans.extend(_decode_spans(request))
+            elif signal == "metrics":
+                self.points.extend(_decode_points(request))
+            else:
+                self.logs.extend(_decode_logs(request))
+        self.decoded = len(self.requests)
 
 
 # --- decoding ----------------------------------------------------------------------------
@@ -298,12 +312,14 @@ class OtlpReceiver:
         Attribute keys contain dots, so pass them as a mapping: ``spans(**{"http.route": "/x"})``.
         """
         with self._lock:
+            self._store.decode()
             found = list(self._store.spans)
         return [s for s in found if (name is None or s.name == name) and _matches(s.attributes, attributes)]
 
     def metric_points(self, name: str | None = None, **attributes: Any) -> list[MetricPoint]:
         """Data points received, optionally of one metric and with these attribute values."""
         with self._lock:
+            self._store.decode()
             found = list(self._store.points)
         return [p for p in found if (name is None or p.name == name) and _matches(p.attributes, attributes)]
 
@@ -318,6 +334,7 @@ class OtlpReceiver:
     def logs(self, body_contains: str | None = None, **attributes: Any) -> list[ReceivedLog]:
         """Log records received, optionally whose body contains a text and with these attributes."""
         with self._lock:
+            self._store.decode()
             found = list(self._store.logs)
         return [
             r
@@ -329,12 +346,13 @@ class OtlpReceiver:
         """Whether any payload received, in any signal, contains this text (UTF-8 encoded)."""
         needle = text.encode() if isinstance(text, str) else text
         with self._lock:
-            payloads = list(self._store.payloads)
-        return any(needle in payload for payload in payloads)
+            requests = [request for _, request in self._store.requests]
+        return any(needle in request.SerializeToString() for request in requests)
 
     def counts(self) -> dict[str, int]:
         """How many spans, metric points and log records were kept so far."""
         with self._lock:
+            self._store.decode()
             return {"spans": len(self._store.spans), "points": len(self._store.points), "logs": len(self._store.logs)}
 
     def clear(self) -> None:
@@ -358,7 +376,7 @@ class OtlpReceiver:
 
     # -- serving ---------------------------------------------------------------------------
 
-    def _receive(self, signal: str, request: Any, context: grpc.ServicerContext, decode: Callable[[Any], list[Any]]) -> None:
+    def _receive(self, signal: str, request: Any, context: grpc.ServicerContext) -> None:
         if self.delay > 0:
             self._stopping.wait(self.delay)
         error = self.error
@@ -366,12 +384,9 @@ class OtlpReceiver:
             with self._lock:
                 self.refused[signal] += 1
             context.abort(error, f"OtlpReceiver refuses {signal}: {error.name}")
-        items = decode(request)
-        payload = request.SerializeToString()
         with self._changed:
             self.calls[signal] += 1
-            self._store.payloads.append(payload)
-            getattr(self._store, {"traces": "spans", "metrics": "points", "logs": "logs"}[signal]).extend(items)
+            self._store.requests.append((signal, request))
             self._changed.notify_all()
 
 
@@ -380,7 +395,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         self.receiver = receiver
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 (gRPC's name)
-        self.receiver._receive("traces", request, context, _decode_spans)
+        self.receiver._receive("traces", request, context)
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
@@ -389,7 +404,7 @@ class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
         self.receiver = receiver
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        self.receiver._receive("metrics", request, context, _decode_points)
+        self.receiver._receive("metrics", request, context)
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
@@ -398,7 +413,7 @@ class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
         self.receiver = receiver
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        self.receiver._receive("logs", request, context, _decode_logs)
+        self.receiver._receive("logs", request, context)
         return logs_service_pb2.ExportLogsServiceResponse()
 
 

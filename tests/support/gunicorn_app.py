@@ -1,0 +1,166 @@
+"""The sample app in a real gunicorn (master + workers) on 127.0.0.1, as it runs in production.
+
+``sample_app/gunicorn.conf.py`` configures it; the test adds only the bind address, the worker
+count and environment variables (the collector endpoint, export intervals, Redis URL).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.support.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = Path(os.environ.get("KYO_TEST_GUNICORN_CONF", ROOT / "sample_app" / "gunicorn.conf.py"))
+
+_SHUTDOWN_REPORT = re.compile(
+    r"kyo_otel: telemetry (?:flushed and shut down in (?P<flushed>[0-9.]+)s|shutdown stopped at its bound after (?P<bounded>[0-9.]+)s)"
+)
+
+SHARED_SECRET = "fault-suite-shared-otp-secret-0123456789"
+
+
+def app_env(endpoint: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The variables of a deployed instance pointed at a test collector and Redis: every signal
+    over OTLP/gRPC, short export intervals, and one OTP secret shared by the workers."""
+    env = {
+        "KYO_OTEL_ENVIRONMENT": "production",
+        "KYO_OTEL_PROFILE": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+        "KYO_OTEL_BATCH_DELAY": "200",
+        "KYO_OTEL_SHUTDOWN_TIMEOUT": "5",
+        "REDIS_URL": redis_url,
+        "OTP_SECRET": SHARED_SECRET,
+        "OTP_RATE_LIMIT": "1000000",
+    }
+    env.update(extra)
+    return env
+
+
+class GunicornApp:
+    """``gunicorn -c sample_app/gunicorn.conf.py`` with ``workers`` workers on a free port."""
+
+    def __init__(self, env: dict[str, str], workers: int = 2, config: Path = CONFIG) -> None:
+        self.port = free_port()
+        self.workers_wanted = workers
+        self.config = config
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("KYO_OTEL_", "OTEL_"))}
+        base.update(env)
+        base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.parent.parent), str(ROOT), base.get("PYTHONPATH")]))
+        self.env = base
+        self._log = tempfile.NamedTemporaryFile(prefix="kyo-gunicorn-", suffix=".log", delete=False)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "gunicorn", "-c", str(self.config), "--bind", f"127.0.0.1:{self.port}",
+                   "--workers", str(self.workers_wanted)]
+        if _has_setting("control_socket_disable"):
+            command.append("--no-control-socket")  # gunicorn >= 25 shares one socket path per user by default
+        return command
+
+    def start(self, timeout: float = 30) -> GunicornApp:
+        self.process = subprocess.Popen(
+            self.command, env=self.env, cwd=self.config.parent.parent, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.output()}")
+            if len(self.workers()) == self.workers_wanted and self._answers():
+                # every worker has imported the app once both answered at least one request
+                booted = self.output().count("Booting worker")
+                if booted >= self.workers_wanted:
+                    return self
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"gunicorn did not start within {timeout}s:\n{self.output()}")
+
+    def _answers(self) -> bool:
+        try:
+            status, _ = request(self.port, "GET", "/health", timeout=2)
+            return status in (200, 503)
+        except OSError:
+            return False
+
+    def workers(self) -> list[psutil.Process]:
+        if self.process is None or self.process.poll() is not None:
+            return []
+        try:
+            return psutil.Process(self.process.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+
+    def rss(self) -> dict[int, int]:
+        """Resident memory of each worker, in bytes."""
+        sizes = {}
+        for worker in self.workers():
+            try:
+                sizes[worker.pid] = worker.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return sizes
+
+    def stop(self, timeout: float = 60) -> float:
+        """SIGTERM the master (a graceful stop) and return the seconds until it exited."""
+        assert self.process is not None
+        start = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout)
+        return time.monotonic() - start
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            for worker in self.workers():
+                worker.kill()
+            self.process.kill()
+            self.process.wait(10)
+
+    def output(self) -> str:
+        """Everything the master and workers wrote to stdout and stderr so far."""
+        return Path(self._log.name).read_text(errors="replace")
+
+    def shutdown_reports(self) -> list[tuple[bool, float]]:
+        """What ``kyo_otel.gunicorn.worker_exit`` logged for each worker: (flushed, seconds)."""
+        reports = []
+        for match in _SHUTDOWN_REPORT.finditer(self.output()):
+            flushed = match.group("flushed") is not None
+            reports.append((flushed, float(match.group("flushed") or match.group("bounded"))))
+        return reports
+
+    def __enter__(self) -> GunicornApp:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+        self._log.close()
+        os.unlink(self._log.name)
+
+
+def _has_setting(name: str) -> bool:
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return any(setting.name == name for setting in KNOWN_SETTINGS)
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+            timeout: float = 10) -> tuple[int, bytes]:
+    """One HTTP request on a new connection (gunicorn's sync workers close each one anyway)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
