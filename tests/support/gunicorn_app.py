@@ -21,7 +21,7 @@ import psutil
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = Path(os.environ.get("KYO_TEST_GUNICORN_CONF", ROOT / "sample_app" / "gunicorn.conf.py"))
+CONFIG = ROOT / "sample_app" / "gunicorn.conf.py"
 
 _SHUTDOWN_REPORT = re.compile(
     r"kyo_otel: telemetry (?:flushed and shut down in (?P<flushed>[0-9.]+)s|shutdown stopped at its bound after (?P<bounded>[0-9.]+)s)"
