@@ -2,11 +2,12 @@
 
 In ``gunicorn.conf.py``::
 
-    from kyo_otel.gunicorn import post_fork, worker_exit  # noqa: F401  (gunicorn hooks)
+    from kyo_otel.gunicorn import on_starting, post_fork, worker_exit  # noqa: F401  (gunicorn hooks)
 
-Configure telemetry where the app is created (in each worker, or once in the master with
-``preload_app``: each forked worker then gets its own ``service.instance.id``). ``worker_exit``
-flushes what the worker buffered before it leaves, within the shutdown bound. Children forked
+``on_starting`` refuses to start with a bad telemetry variable. Configure telemetry where the
+app is created (in each worker, or once in the master with ``preload_app``: each forked worker
+then gets its own ``service.instance.id``). ``worker_exit`` flushes what the worker buffered
+before it leaves, within the shutdown bound. Children forked
 by ``multiprocessing`` flush at exit too (see ``kyo_otel.telemetry.after_fork``).
 """
 
@@ -16,7 +17,22 @@ import os
 import time
 from typing import Any
 
-from kyo_otel import telemetry
+from kyo_otel import config, telemetry
+from kyo_otel.errors import ConfigError
+
+
+def on_starting(server: Any) -> None:
+    """Check the telemetry variables in the master, before any worker starts.
+
+    Without it a bad value (``KYO_OTEL_PROFILE=bogus``, a malformed ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    ``OTEL_TRACES_SAMPLER_ARG=2``) surfaces as a traceback from every worker that fails to boot;
+    with it gunicorn stops at once with one line naming the setting, the value and what is
+    allowed. Only the environment is checked: ``configure()`` arguments are the app's own.
+    """
+    try:
+        config.resolve_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"kyo_otel: configuration error: {exc}") from None
 
 
 def post_fork(server: Any, worker: Any) -> None:

@@ -76,4 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except kyo_otel.ConfigError as exc:  # a bad setting: say which, not where in the code
+        sys.exit(f"{SERVICE_NAME}: configuration error: {exc}")

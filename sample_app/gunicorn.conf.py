@@ -11,7 +11,7 @@ and flush its telemetry when it exits.
 
 import os
 
-from kyo_otel.gunicorn import post_fork, worker_exit  # noqa: F401  (gunicorn hooks)
+from kyo_otel.gunicorn import on_starting, post_fork, worker_exit  # noqa: F401  (gunicorn hooks)
 
 for _required in ("REDIS_URL", "OTP_SECRET"):
     if not os.environ.get(_required):

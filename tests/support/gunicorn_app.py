@@ -48,6 +48,14 @@ def app_env(endpoint: str, redis_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def process_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without telemetry, Redis or OTP variables, plus ``env``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KYO_OTEL_", "OTEL_", "OTP_", "REDIS_URL", "GUNICORN_"))}
+    base.update(env)
+    base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")]))
+    return base
+
+
 class GunicornApp:
     """``gunicorn -c sample_app/gunicorn.conf.py`` with ``workers`` workers on a free port."""
 
@@ -55,10 +63,7 @@ class GunicornApp:
         self.port = free_port()
         self.workers_wanted = workers
         self.config = config
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("KYO_OTEL_", "OTEL_"))}
-        base.update(env)
-        base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.parent.parent), str(ROOT), base.get("PYTHONPATH")]))
-        self.env = base
+        self.env = process_env(env)
         self._log = tempfile.NamedTemporaryFile(prefix="kyo-gunicorn-", suffix=".log", delete=False)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -72,7 +77,7 @@ class GunicornApp:
 
     def start(self, timeout: float = 30) -> GunicornApp:
         self.process = subprocess.Popen(
-            self.command, env=self.env, cwd=self.config.parent.parent, stdout=self._log, stderr=subprocess.STDOUT
+            self.command, env=self.env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -143,9 +148,14 @@ class GunicornApp:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill whatever is left and remove the log."""
         self.kill()
         self._log.close()
-        os.unlink(self._log.name)
+        if os.path.exists(self._log.name):
+            os.unlink(self._log.name)
 
 
 def _has_setting(name: str) -> bool:
