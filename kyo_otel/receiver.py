@@ -23,6 +23,7 @@ Thread-safe: the gRPC server answers on its own threads while the test reads.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -342,11 +343,14 @@ class OtlpReceiver:
             if (body_contains is None or body_contains in str(r.body)) and _matches(r.attributes, attributes)
         ]
 
-    def contains(self, text: str | bytes) -> bool:
-        """Whether any payload received, in any signal, contains this text (UTF-8 encoded)."""
-        needle = text.encode() if isinstance(text, str) else text
+    def contains(self, text: str | bytes | re.Pattern[bytes]) -> bool:
+        """Whether any payload received, in any signal, contains this text (UTF-8 encoded), or
+        matches this bytes pattern: a leak check over everything the collector was sent."""
         with self._lock:
             requests = [request for _, request in self._store.requests]
+        if isinstance(text, re.Pattern):
+            return any(text.search(request.SerializeToString()) for request in requests)
+        needle = text.encode() if isinstance(text, str) else text
         return any(needle in request.SerializeToString() for request in requests)
 
     def counts(self) -> dict[str, int]:
