@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -324,12 +324,15 @@ class Scrubber:
                 if kind is not None and kind.startswith("secret:"):
                     value = SCRUBBED.format(kind[7:])
                 elif "%" in value or "+" in value or self.may_match(value):
-                    decoded = unquote_plus(value) if "%" in value or "+" in value else value
+                    # A "+" may be a phone number's own (+886...) or an encoded space: mask the
+                    # raw value first, then what it decodes to.
+                    raw = self.scrub_text(value)
+                    unquoted = unquote if raw != value else unquote_plus  # keep a masked number's "+"
+                    decoded = unquoted(raw) if "%" in raw or "+" in raw else raw
                     scrubbed = self.scrub_text(decoded)
-                    if scrubbed != decoded:
+                    if scrubbed != decoded or raw != value:
                         value = scrubbed
-            else:
-                name = self.scrub_text(name)
+            name = self.scrub_text(name)  # a key is text a client chose too: ?+886912345678=1
             pairs.append(name + equals + value)
         scrubbed_fragment = self.scrub_text(fragment) if fragment else fragment
         prefix = self.scrub_text(path) + question if path or question else ""

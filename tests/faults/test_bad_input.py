@@ -118,7 +118,8 @@ def bodies(path, body, tenant):
 @given(path=st.text(string.ascii_letters + string.digits + "/%%+-._~@?&=", max_size=60),
        method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]))
 def paths(path, method):
-    check("paths", client.open("/" + path + "/" + PHONE + "?email=" + EMAIL + "&api_key=" + API_KEY, method=method,
+    # (a leading "//" would make the test client read a host name: not what a server receives)
+    check("paths", client.open("/" + path.lstrip("/") + "/" + PHONE + "?email=" + EMAIL + "&api_key=" + API_KEY, method=method,
                                headers={"X-Tenant-Id": "acme"}))
 
 @run
