@@ -11,6 +11,13 @@ every span, metric data point and log record it accepts, decoded into plain obje
         receiver.wait_for(lambda: receiver.spans("GET /otp"), timeout=5)
         receiver.metric_total("kyo.otp.sent", **{"kyo.tenant.id": "acme"})
 
+What it received: ``spans(name, **attributes)``, ``metric_points(name, **attributes)``,
+``metric_total(name, **attributes)`` (the sum of a DELTA counter, or a histogram's count),
+``logs(body_contains, **attributes)``, ``contains(text or bytes pattern)`` (a leak check over
+every payload), ``counts()``, ``calls`` / ``refused`` per signal, ``clear()``, and
+``wait_for(predicate, timeout)``. Requests are decoded on the first query after them, so serving
+an export costs the receiver (and the process it shares) almost nothing.
+
 Faults, to prove the application survives its collector:
 
 - ``stop()`` / ``start()``: the collector goes down and comes back on the same port;
