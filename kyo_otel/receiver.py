@@ -1,6 +1,7 @@
-"""A real OTLP/gRPC receiver on 127.0.0.1, for tests and benchmarks: a collector you can break.
+"""A real OTLP receiver on 127.0.0.1, for tests and benchmarks: a collector you can break.
 
-It serves the three OTLP services from the generated stubs in ``opentelemetry-proto`` and keeps
+It serves the three OTLP services from the generated stubs in ``opentelemetry-proto`` over gRPC
+(or, with ``protocol="http/protobuf"``, the OTLP/HTTP paths ``/v1/traces``...) and keeps
 every span, metric data point and log record it accepts, decoded into plain objects::
 
     from kyo_otel.receiver import OtlpReceiver
@@ -22,14 +23,15 @@ Faults, to prove the application survives its collector:
 
 - ``stop()`` / ``start()``: the collector goes down and comes back on the same port;
 - ``delay = 2.0``: every export call waits two seconds before it is answered (a slow collector);
-- ``error = grpc.StatusCode.UNAVAILABLE``: every export call is refused with that status, and
-  nothing of it is kept.
+- ``error = grpc.StatusCode.UNAVAILABLE``: every export call is refused with that status (over
+  HTTP, its OTLP equivalent: 503, 429 for RESOURCE_EXHAUSTED...), and nothing of it is kept.
 
 Thread-safe: the gRPC server answers on its own threads while the test reads.
 """
 
 from __future__ import annotations
 
+import gzip
 import re
 import socket
 import threading
@@ -37,6 +39,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import grpc
@@ -236,13 +239,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class OtlpReceiver:
-    """An OTLP/gRPC server on ``host:port`` that keeps what it receives (see the module doc).
+    """An OTLP server on ``host:port`` (gRPC, or ``protocol="http/protobuf"``) that keeps what it
+    receives (see the module doc).
 
     ``port=0`` picks a free port when the receiver is created, so ``endpoint`` is known before
     ``start()`` (an application can be pointed at a collector that is not up yet).
     """
 
-    def __init__(self, port: int = 0, *, host: str = "127.0.0.1", max_workers: int = 16) -> None:
+    def __init__(self, port: int = 0, *, host: str = "127.0.0.1", max_workers: int = 16, protocol: str = "grpc") -> None:
+        if protocol not in ("grpc", "http/protobuf"):
+            raise ValueError(f"protocol must be grpc or http/protobuf, not {protocol!r}")
+        self.protocol = protocol
         self.host = host
         self.port = port or free_port(host)
         self.max_workers = max_workers
@@ -257,14 +264,15 @@ class OtlpReceiver:
         self._store = _Store()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._server: grpc.Server | None = None
+        self._server: Any = None  # a grpc.Server, or an _HttpServer
         self._stopping = threading.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
     def endpoint(self) -> str:
-        """The URL to give an OTLP/gRPC exporter (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+        """The URL to give the exporters (``OTEL_EXPORTER_OTLP_ENDPOINT``; over HTTP they add
+        ``/v1/traces``, ``/v1/metrics``, ``/v1/logs``)."""
         return f"http://{self.host}:{self.port}"
 
     @property
@@ -276,6 +284,9 @@ class OtlpReceiver:
         if self._server is not None:
             return self
         self._stopping = threading.Event()
+        if self.protocol == "http/protobuf":
+            self._server = _bind(lambda: _HttpServer(self), self.host, self.port)
+            return self
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="otlp-receiver"),
             # The port must be ours alone, and free again at once after stop() (restart).
@@ -304,7 +315,10 @@ class OtlpReceiver:
         server, self._server = self._server, None
         if server is not None:
             self._stopping.set()  # wakes handlers sleeping in ``delay``
-            server.stop(grace=None).wait(5)
+            if isinstance(server, _HttpServer):
+                server.close()
+            else:
+                server.stop(grace=None).wait(5)
 
     def __enter__(self) -> OtlpReceiver:
         return self.start()
@@ -387,18 +401,22 @@ class OtlpReceiver:
 
     # -- serving ---------------------------------------------------------------------------
 
-    def _receive(self, signal: str, request: Any, context: grpc.ServicerContext) -> None:
+    def _receive(self, signal: str, request: Any, context: grpc.ServicerContext | None) -> grpc.StatusCode | None:
+        """Keep one export request, or refuse it: returns the status refused with (HTTP)."""
         if self.delay > 0:
             self._stopping.wait(self.delay)
         error = self.error
         if error is not None:
             with self._lock:
                 self.refused[signal] += 1
+            if context is None:
+                return error
             context.abort(error, f"OtlpReceiver refuses {signal}: {error.name}")
         with self._changed:
             self.calls[signal] += 1
             self._store.requests.append((signal, request))
             self._changed.notify_all()
+        return None
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
@@ -426,6 +444,85 @@ class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         self.receiver._receive("logs", request, context)
         return logs_service_pb2.ExportLogsServiceResponse()
+
+
+# --- OTLP/HTTP (protobuf) --------------------------------------------------------------
+
+_HTTP_PATHS = {
+    "/v1/traces": ("traces", trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse),
+    "/v1/metrics": ("metrics", metrics_service_pb2.ExportMetricsServiceRequest,
+                    metrics_service_pb2.ExportMetricsServiceResponse),
+    "/v1/logs": ("logs", logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse),
+}
+# How a collector answers over HTTP what it would refuse over gRPC (the OTLP spec's mapping).
+_HTTP_STATUS = {
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+}
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True  # restart on the same port at once
+
+    def __init__(self, receiver: OtlpReceiver) -> None:
+        self.receiver = receiver
+        super().__init__((receiver.host, receiver.port), _HttpHandler)
+        self._thread = threading.Thread(target=self.serve_forever, name="otlp-http-receiver", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(5)
+
+
+class _HttpHandler(BaseHTTPRequestHandler):
+    server: _HttpServer
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        route = _HTTP_PATHS.get(self.path.split("?", 1)[0])
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if route is None:
+            return self._answer(404, b"")
+        if self.headers.get("Content-Encoding", "").lower() == "gzip":
+            body = gzip.decompress(body)
+        signal, request_type, response_type = route
+        try:
+            request = request_type.FromString(body)
+        except Exception:
+            return self._answer(400, b"")
+        refused = self.server.receiver._receive(signal, request, None)
+        if refused is not None:
+            return self._answer(_HTTP_STATUS.get(refused, 500), b"")
+        self._answer(200, response_type().SerializeToString())
+
+    def _answer(self, status: int, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        return None  # quiet: the tests read what was received, not an access log
+
+
+def _bind(make: Callable[[], T], host: str, port: int) -> T:
+    """Bind, retrying while the port of a just-stopped server is still closing."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return make()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"OTLP receiver could not bind {host}:{port}") from None
+            time.sleep(0.1)
 
 
 __all__ = ["MetricPoint", "OtlpReceiver", "ReceivedLog", "ReceivedSpan", "free_port"]

@@ -23,14 +23,15 @@ from kyo_otel.logs import KyoLoggingHandler
 from kyo_otel.receiver import OtlpReceiver
 
 
-@pytest.fixture
-def receiver():
-    with OtlpReceiver() as running:
+@pytest.fixture(params=["grpc", "http/protobuf"])
+def receiver(request):
+    with OtlpReceiver(protocol=request.param) as running:
         yield running
 
 
 def settings_for(receiver: OtlpReceiver, timeout: float = 2.0):
-    return resolve_settings({"profile": "otlp", "otlp_endpoint": receiver.endpoint, "otlp_timeout": timeout}, env={})
+    return resolve_settings({"profile": "otlp", "otlp_endpoint": receiver.endpoint, "otlp_timeout": timeout,
+                             "otlp_protocol": receiver.protocol}, env={})
 
 
 def span_exporter(receiver, timeout=2.0):
@@ -110,8 +111,9 @@ def test_a_stopped_receiver_refuses_exports_and_restarts_on_the_same_port(receiv
     assert [s.name for s in receiver.spans()] == ["after return"]
 
 
-def test_a_receiver_can_be_pointed_at_before_it_starts():
-    receiver = OtlpReceiver()
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_receiver_can_be_pointed_at_before_it_starts(protocol):
+    receiver = OtlpReceiver(protocol=protocol)
     exporter = span_exporter(receiver, timeout=0.5)
     assert export_one_span(exporter) is SpanExportResult.FAILURE
     with receiver:
