@@ -18,7 +18,7 @@ from tests.support.gunicorn_app import GunicornApp, app_env
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 REQUESTS = 2000
-BLOCK = 200  # requests per turn: the apps take turns so that machine noise hits them alike
+BLOCK = 100  # requests per turn: the apps take turns so that machine noise hits them alike
 WARM_UP = 200
 SHUTDOWN_TIMEOUT = 5.0  # KYO_OTEL_SHUTDOWN_TIMEOUT of the apps (see app_env)
 MB = 1024 * 1024
