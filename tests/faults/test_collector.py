@@ -52,11 +52,7 @@ def three_collectors(redis_server):
         for block in range(REQUESTS // BLOCK):
             for name in order[block % 3 :] + order[: block % 3]:
                 journeys = load.otp_journeys(BLOCK, first=10_000_000 * (order.index(name) + 1) + block * BLOCK)
-                part = load.run(apps[name].port, journeys)
-                runs[name].latencies += part.latencies
-                runs[name].statuses.update(part.statuses)
-                runs[name].failures += part.failures
-                runs[name].seconds += part.seconds
+                runs[name].add(load.run(apps[name].port, journeys))
         for name, app in apps.items():
             rss_after = app.rss()
             growth = {pid: (rss_after[pid] - before) / MB for pid, before in rss_before[name].items() if pid in rss_after}
@@ -66,7 +62,7 @@ def three_collectors(redis_server):
         yield results
     finally:
         for app in apps.values():
-            app.__exit__(None, None, None)
+            app.close()
         up.stop()
         slow.stop()
 
@@ -149,12 +145,22 @@ def test_telemetry_after_the_collector_returns_arrives_within_two_export_interva
             journeys = [[load.send("back-again", load.phone(n))] for n in range(30_000_000, 30_000_050)]
             after = load.run(app.port, journeys)
             sent = time.monotonic()
-            spans = receiver.wait_for(lambda: len(receiver.spans(**{"http.route": "/otp/send"})) >= 50 and sent, 30)
-            spans_at = time.monotonic()
-            metrics = receiver.wait_for(lambda: receiver.metric_total("kyo.otp.sent", **{"kyo.tenant.id": "back-again"}) >= 50, 30)
-            metrics_at = time.monotonic()
-            logs = receiver.wait_for(lambda: len([r for r in receiver.logs("otp sent") if r.attributes.get("kyo.tenant.id") == "back-again"]) >= 50, 30)
+
+            def sent_logs():  # the log records of the requests made after the return
+                return [r for r in receiver.logs("otp sent") if r.attributes.get("kyo.tenant.id") == "back-again"]
+
+            def their_spans():  # and their request spans, found by trace id
+                traces = {r.trace_id for r in sent_logs()}
+                return [s for s in receiver.spans("POST /otp/send") if s.trace_id in traces]
+
+            logs = receiver.wait_for(lambda: len(sent_logs()) >= 50, 30)
             logs_at = time.monotonic()
+            spans = receiver.wait_for(lambda: len(their_spans()) >= 50, 30)
+            spans_at = time.monotonic()
+            metrics = receiver.wait_for(
+                lambda: receiver.metric_total("kyo.otp.sent", **{"kyo.tenant.id": "back-again"}) >= 50, 30
+            )
+            metrics_at = time.monotonic()
             app.stop()
     figures.record(
         "collector returns",

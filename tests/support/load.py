@@ -58,6 +58,13 @@ class LoadResult:
     def requests(self) -> int:
         return len(self.latencies) + len([f for f in self.failures if f.startswith("error")])
 
+    def add(self, other: LoadResult) -> None:
+        """Fold another run's figures into this one (runs taken in turns)."""
+        self.latencies += other.latencies
+        self.statuses.update(other.statuses)
+        self.failures += other.failures
+        self.seconds += other.seconds
+
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
