@@ -15,7 +15,8 @@ every span, metric data point and log record it accepts, decoded into plain obje
 What it received: ``spans(name, **attributes)``, ``metric_points(name, **attributes)``,
 ``metric_total(name, **attributes)`` (the sum of a DELTA counter, or a histogram's count),
 ``logs(body_contains, **attributes)``, ``contains(text or bytes pattern)`` (a leak check over
-every payload), ``counts()``, ``calls`` / ``refused`` per signal, ``clear()``, and
+every payload), ``requests(signal)`` (the export requests themselves, as the exporters built
+them), ``counts()``, ``calls`` / ``refused`` per signal, ``clear()``, and
 ``wait_for(predicate, timeout)``. Requests are decoded on the first query after them, so serving
 an export costs the receiver (and the process it shares) almost nothing.
 
@@ -373,6 +374,16 @@ class OtlpReceiver:
             return any(text.search(request.SerializeToString()) for request in requests)
         needle = text.encode() if isinstance(text, str) else text
         return any(needle in request.SerializeToString() for request in requests)
+
+    def requests(self, signal: str | None = None) -> list[Any]:
+        """The export requests received, in order: the ``Export{Trace,Metrics,Logs}ServiceRequest``
+        protobuf messages exactly as the exporters sent them, of one signal ("traces", "metrics",
+        "logs") or of all. For checks on what the decoded views flatten away (resource grouping,
+        a metric's data kind, its aggregation temporality enum). Treat them as read-only."""
+        if signal is not None and signal not in SIGNALS:
+            raise ValueError(f"signal must be one of {', '.join(SIGNALS)}, not {signal!r}")
+        with self._lock:
+            return [request for kind, request in self._store.requests if signal is None or kind == signal]
 
     def counts(self) -> dict[str, int]:
         """How many spans, metric points and log records were kept so far."""

@@ -26,7 +26,7 @@ from kyo_otel.collector import (
     validate,
 )
 from kyo_otel.ottl import LogView
-from tests.support.otlp_receiver import OtlpReceiver
+from kyo_otel.receiver import OtlpReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = ROOT / "collector" / "otel-collector.yaml"
@@ -452,7 +452,7 @@ def test_what_the_app_exports_over_otlp_is_what_the_config_expects(redis_client)
         provider.shutdown()
 
     seen: dict[str, set[tuple[str, ...]]] = {}
-    for request in receiver.metrics:
+    for request in receiver.requests("metrics"):
         for resource_metrics in request.resource_metrics:
             resource = {kv.key for kv in resource_metrics.resource.attributes}
             for scope_metrics in resource_metrics.scope_metrics:

@@ -94,6 +94,14 @@ def test_it_keeps_every_span_metric_point_and_log_record_it_receives(receiver):
     assert (record.body, record.severity_text, record.attributes["kyo.tenant.id"]) == ("otp sent to +44*******99", "WARN", "acme")
     assert receiver.contains("+44*******99") and not receiver.contains("+447700900099")
     assert receiver.calls == {"traces": 3, "metrics": 1, "logs": 1}
+    # The export requests themselves, one per call, as the protobuf messages the exporters sent.
+    assert [type(r).__name__ for r in receiver.requests("metrics")] == ["ExportMetricsServiceRequest"]
+    assert len(receiver.requests("traces")) == 3 and len(receiver.requests()) == 5
+    [metric_request] = receiver.requests("metrics")
+    assert {m.name for rm in metric_request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics} == {
+        "kyo.otp.sent", "http.server.request.duration"}
+    with pytest.raises(ValueError, match="traces, metrics, logs"):
+        receiver.requests("spans")
     assert receiver.counts() == {"spans": 3, "points": 3, "logs": 1}
     receiver.clear()
     assert receiver.counts() == {"spans": 0, "points": 0, "logs": 0}
