@@ -31,7 +31,13 @@ test: $(STAMP) redis-server
 demo: $(STAMP)
 	$(BIN)/python -m sample_app demo
 
+# Telemetry overhead, side by side (bare / stock OpenTelemetry / kyo_otel); wrk drives the
+# throughput part (Debian's package, installed when missing). Not part of `make test`.
 bench: $(STAMP) redis-server
+	@command -v wrk >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian's wrk for the throughput benchmark"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python benchmarks/overhead.py
 
 clean:

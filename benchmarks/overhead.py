@@ -1,0 +1,395 @@
+"""What telemetry costs a request: bare app vs stock OpenTelemetry vs kyo_otel, side by side.
+
+    make bench                                   # everything (about 4 minutes on 2 cores)
+    .venv/bin/python benchmarks/overhead.py --only cpu --rounds 5 --profile
+
+Three parts, all against a real redis-server and an OTLP/gRPC receiver on 127.0.0.1:
+
+1. CPU per request, in-process, with Flask's test client. Each variant (see ``variants.py``)
+   lives in its own child process (global providers: one configuration per process); all three
+   are alive at once and stepped in interleaved rounds (bare, upstream, kyo, then the next round
+   in rotated order), so machine noise hits all alike. A round is K requests to one route; its
+   cost is the child's whole-process CPU time (``time.process_time``: user + system time of
+   every thread, so the batch processors' and gRPC's export threads count) from the end of its
+   previous round to the end of this one, including a flush of the spans and logs the round
+   produced, divided by K. Medians over the rounds are printed with the ratios kyo/bare and
+   (kyo - bare)/(upstream - bare).
+2. Throughput: gunicorn with 2 sync workers per variant, driven by ``wrk`` on loopback.
+3. Micro-benchmarks of the hot paths on the request thread (thread CPU time): one domain-metric
+   record, one log record through the bridge (scrubbed, for kyo), one server span with the
+   request attributes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import itertools
+import json
+import os
+import pstats
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from benchmarks.variants import VARIANTS  # noqa: E402
+
+ROUTES = ("/otp/send", "/otp/verify")
+TENANTS = [f"tenant-{i:02d}" for i in range(20)]
+
+
+# --- the child: one variant, driven over a pipe ---------------------------------------------
+
+
+class Driver:
+    """Runs rounds of requests against one variant's app through Flask's test client."""
+
+    def __init__(self, variant: str, redis_url: str, endpoint: str) -> None:
+        from benchmarks import variants
+
+        self.variant = variant
+        self.app, self.sender, self.flush = variants.make_app(variant, redis_url, endpoint)
+        self.client = self.app.test_client()
+        self.numbers = itertools.count()
+        self.to_verify: list[tuple[str, str, str]] = []  # (tenant, phone, code)
+        self.unexpected: dict[str, int] = {}
+        self.last_cpu = time.process_time()
+
+    def _send(self) -> int:
+        n = next(self.numbers)
+        tenant, phone = TENANTS[n % len(TENANTS)], f"+1555{n:07d}"
+        response = self.client.post("/otp/send", json={"phone": phone}, headers={"X-Tenant-Id": tenant})
+        code = self.sender.codes.pop(phone, None)
+        if code is not None:
+            self.to_verify.append((tenant, phone, code))
+        return response.status_code
+
+    def _verify(self) -> int:
+        if not self.to_verify:
+            self._send()
+        tenant, phone, code = self.to_verify.pop()
+        response = self.client.post("/otp/verify", json={"phone": phone, "code": code}, headers={"X-Tenant-Id": tenant})
+        return response.status_code
+
+    def run(self, route: str, k: int) -> None:
+        call = self._send if route == "/otp/send" else self._verify
+        for _ in range(k):
+            status = call()
+            if status >= 300:
+                key = f"{route} {status}"
+                self.unexpected[key] = self.unexpected.get(key, 0) + 1
+        self.flush()
+
+    def round(self, route: str, k: int) -> dict[str, Any]:
+        self.run(route, k)
+        now = time.process_time()
+        cpu, self.last_cpu = now - self.last_cpu, now
+        return {"us_per_request": cpu / k * 1e6}
+
+    def profile(self, route: str, k: int, top: int) -> dict[str, Any]:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        self.run(route, k)
+        profiler.disable()
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
+        self.last_cpu = time.process_time()
+        return {"text": out.getvalue()}
+
+    def micro(self, n: int) -> dict[str, Any]:
+        return micro_benchmarks(self.variant, n, self.flush)
+
+
+def micro_benchmarks(variant: str, n: int, flush: Any) -> dict[str, Any]:
+    """Request-thread CPU (``time.thread_time``) per call; export threads are not counted here."""
+    import logging
+
+    from opentelemetry import metrics, trace
+    from opentelemetry.trace import SpanKind
+
+    import kyo_otel
+
+    results: dict[str, Any] = {}
+
+    def timed(name: str, call: Any, batch: int = 500) -> None:
+        total = 0.0
+        done = 0
+        while done < n:
+            start = time.thread_time()
+            for _ in range(batch):
+                call()
+            total += time.thread_time() - start
+            done += batch
+            flush()  # keep the queues from overflowing (a dropped record would be cheaper)
+        results[name] = total / done * 1e6
+
+    if variant == "kyo":
+        timed("metric: kyo_otel.otp.sent(tenant)", lambda: kyo_otel.otp.sent("tenant-07"), batch=5000)
+    else:
+        counter = metrics.get_meter("bench").create_counter("otp.sent")
+        attrs = {"tenant.id": "tenant-07"}
+        timed("metric: counter.add(1, {tenant})", lambda: counter.add(1, attrs), batch=5000)
+    log = logging.getLogger("sample_app.sms")
+    timed("log: info('sms sent to %s', phone)", lambda: log.info("sms sent to %s", "+886912345678"))
+    tracer = trace.get_tracer("bench")
+    attributes = {
+        "http.request.method": "POST",
+        "url.scheme": "http",
+        "url.path": "/otp/send",
+        "http.route": "/otp/send",
+        "server.address": "127.0.0.1",
+        "server.port": 8000,
+        "network.protocol.version": "1.1",
+        "client.address": "127.0.0.1",
+        "user_agent.original": "wrk",
+    }
+
+    def span() -> None:
+        with tracer.start_as_current_span("POST /otp/send", kind=SpanKind.SERVER, attributes=attributes) as s:
+            s.set_attribute("http.response.status_code", 202)
+
+    timed("span: server span with request attributes", span)
+    return results
+
+
+def child_main(variant: str, redis_url: str, endpoint: str) -> None:
+    """Answer the parent's commands, one JSON line each way, on the original stdout."""
+    from benchmarks import variants
+
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # anything the app prints goes to stderr, never into the protocol
+    driver = Driver(variant, redis_url, endpoint)
+    for line in sys.stdin:
+        command = json.loads(line)
+        op = command.pop("op")
+        if op == "quit":
+            variants.shutdown(variant)
+            reply: dict[str, Any] = {"unexpected": driver.unexpected}
+        else:
+            reply = getattr(driver, op)(**command)
+        protocol.write(json.dumps(reply) + "\n")
+        protocol.flush()
+        if op == "quit":
+            return
+
+
+class Child:
+    def __init__(self, variant: str, redis_url: str, endpoint: str) -> None:
+        self.variant = variant
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "child", variant, redis_url, endpoint],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+
+    def ask(self, op: str, **args: Any) -> dict[str, Any]:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps({"op": op, **args}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.variant} child died (exit code {self.process.wait()})")
+        return json.loads(line)
+
+    def close(self) -> dict[str, Any]:
+        try:
+            return self.ask("quit")
+        finally:
+            self.process.wait(30)
+
+
+# --- part 1: CPU per request -----------------------------------------------------------------
+
+
+def cpu_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any) -> dict[str, Any]:
+    print(f"\n== CPU per request (Flask test client, {args.rounds} rounds x {args.requests} requests per route "
+          f"and variant, whole-process CPU, medians)")
+    children = {v: Child(v, f"{redis_url[:-1]}{i + 1}", receiver.endpoint) for i, v in enumerate(VARIANTS)}
+    samples: dict[tuple[str, str], list[float]] = {(v, r): [] for v in VARIANTS for r in ROUTES}
+    extra: dict[str, Any] = {}
+    try:
+        for variant, child in children.items():  # warm-up: imports, caches, first connections
+            for route in ROUTES:
+                child.ask("round", route=route, k=max(50, args.requests // 4))
+        for n in range(args.rounds):
+            order = VARIANTS[n % 3:] + VARIANTS[: n % 3]
+            for route in ROUTES:
+                for variant in order:
+                    samples[(variant, route)].append(children[variant].ask("round", route=route, k=args.requests)["us_per_request"])
+            print(f"   round {n + 1}/{args.rounds} done", file=sys.stderr)
+        if args.micro:
+            extra["micro"] = {v: children[v].ask("micro", n=args.micro) for v in ("upstream", "kyo")}
+        if args.profile:
+            extra["profile"] = children["kyo"].ask("profile", route="/otp/send", k=args.requests, top=args.profile)["text"]
+    finally:
+        for child in children.values():
+            try:
+                unexpected = child.close()["unexpected"]
+                if unexpected:
+                    print(f"   note: {child.variant} answered {unexpected}")
+            except Exception as exc:  # a dead child already said why on stderr
+                print(f"   {child.variant}: {exc}")
+                child.process.kill()
+
+    print(f"\n   {'route':<13}{'bare us':>10}{'upstream us':>13}{'kyo us':>9}{'upstream/bare':>15}{'kyo/bare':>10}"
+          f"{'(kyo-bare)/(upstream-bare)':>29}")
+    table: dict[str, Any] = {}
+    for route in ROUTES:
+        bare, upstream, kyo = (statistics.median(samples[(v, route)]) for v in VARIANTS)
+        share = (kyo - bare) / (upstream - bare) if upstream != bare else float("nan")
+        table[route] = {"bare": bare, "upstream": upstream, "kyo": kyo, "kyo/bare": kyo / bare, "share": share}
+        print(f"   {route:<13}{bare:>10.0f}{upstream:>13.0f}{kyo:>9.0f}{upstream / bare:>15.2f}{kyo / bare:>10.2f}{share:>29.2f}")
+    spread = {f"{v} {r}": (min(s), max(s)) for (v, r), s in samples.items()}
+    print("   spread over rounds (min-max us): " + ", ".join(f"{k} {lo:.0f}-{hi:.0f}" for k, (lo, hi) in spread.items()))
+    return {"table": table, **extra}
+
+
+# --- part 2: throughput under gunicorn ----------------------------------------------------
+
+WRK_SCRIPT = """
+local counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format('{"phone": "+1666%07d"}', counter)
+  local headers = {["Content-Type"] = "application/json", ["X-Tenant-Id"] = "tenant-" .. (counter % 20)}
+  return wrk.format("POST", "/otp/send", headers, body)
+end
+"""
+
+
+def _wait_for_http(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer means the workers are up
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer on port {port}")
+
+
+def _wrk(port: int, seconds: float, connections: int, script: str) -> tuple[float, int]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script, f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = next(float(line.split()[1]) for line in out.splitlines() if line.startswith("Requests/sec"))
+    bad = next((int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line), 0)
+    return rps, bad
+
+
+def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any) -> dict[str, Any]:
+    from tests.support.redis_server import free_port
+
+    if shutil.which("wrk") is None:
+        print("\n== Throughput: skipped, `wrk` is not installed (apt-get install wrk; `make bench` does it)")
+        return {}
+    print(f"\n== Throughput (gunicorn, 2 sync workers, wrk -c{args.connections} on loopback, POST /otp/send, "
+          f"{args.seconds:g}s x {args.throughput_rounds} rounds, medians)")
+    import redis as redis_lib
+
+    script = os.path.join(tempfile.mkdtemp(prefix="kyo-bench-"), "send.lua")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT)
+    rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    try:
+        for i, variant in enumerate(VARIANTS):
+            port = free_port()
+            env = dict(os.environ, BENCH_VARIANT=variant, BENCH_REDIS_URL=f"{redis_url[:-1]}{4 + i}",
+                       BENCH_OTLP_ENDPOINT=receiver.endpoint, PYTHONPATH=ROOT)
+            process = subprocess.Popen(
+                [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}",
+                 "--log-level", "warning", "benchmarks.wsgi:app"],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+            )
+            servers[variant] = (process, port)
+        for variant, (_, port) in servers.items():
+            _wait_for_http(port)
+            _wrk(port, 1, args.connections, script)  # warm-up
+        for n in range(args.throughput_rounds):
+            order = VARIANTS[n % 3:] + VARIANTS[: n % 3]
+            for variant in order:
+                process, port = servers[variant]
+                redis_lib.Redis.from_url(f"{redis_url[:-1]}{4 + VARIANTS.index(variant)}").flushdb()  # fresh rate limits
+                rps, bad = _wrk(port, args.seconds, args.connections, script)
+                rates[variant].append(rps)
+                if bad:
+                    print(f"   note: {variant} answered {bad} non-2xx responses")
+    finally:
+        for process, _ in servers.values():
+            process.send_signal(signal.SIGTERM)
+        for process, _ in servers.values():
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    medians = {v: statistics.median(r) for v, r in rates.items()}
+    print(f"   {'variant':<10}{'requests/s':>12}{'vs bare':>9}   (rounds: requests/s)")
+    for variant in VARIANTS:
+        rounds = ", ".join(f"{r:.0f}" for r in rates[variant])
+        print(f"   {variant:<10}{medians[variant]:>12.0f}{medians[variant] / medians['bare']:>9.2f}   ({rounds})")
+    return medians
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("cpu", "throughput"), help="run one part only")
+    parser.add_argument("--rounds", type=int, default=12, help="interleaved rounds per route (CPU part)")
+    parser.add_argument("--requests", type=int, default=400, help="requests per round (CPU part)")
+    parser.add_argument("--micro", type=int, default=20_000, help="calls per micro-benchmark (0: skip)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also profile kyo on /otp/send with cProfile and print the top N functions")
+    parser.add_argument("--seconds", type=float, default=8, help="wrk duration per throughput round")
+    parser.add_argument("--throughput-rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+
+    from benchmarks.receiver import CountingReceiver
+    from tests.support.redis_server import RedisServer
+
+    print(f"kyo_otel overhead benchmark: python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    with RedisServer() as redis_server, CountingReceiver() as receiver:
+        if args.only in (None, "cpu"):
+            result = cpu_benchmark(args, redis_server.url, receiver)
+            if "micro" in result:
+                print("\n== Micro-benchmarks (request-thread CPU per call, us; export threads not included)")
+                names = list(result["micro"]["kyo"])
+                for i, name in enumerate(names):
+                    up_name = list(result["micro"]["upstream"])[i]
+                    print(f"   {name:<45}kyo {result['micro']['kyo'][name]:>7.2f}   "
+                          f"upstream ({up_name.split(':')[1].strip()}) {result['micro']['upstream'][up_name]:>7.2f}")
+            if "profile" in result:
+                print("\n== cProfile of kyo on /otp/send\n" + result["profile"])
+        if args.only in (None, "throughput"):
+            throughput_benchmark(args, redis_server.url, receiver)
+        time.sleep(0.5)
+        print("\n== What the receiver got: " + ", ".join(
+            f"{service} {count} {signal}" for (service, signal), count in sorted(receiver.counts.items())))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "child":
+        child_main(*sys.argv[2:])
+    else:
+        main()
