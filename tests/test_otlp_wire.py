@@ -1,0 +1,80 @@
+"""kyo_otel's span encoder writes exactly the message the SDK's OTLP encoder builds."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace import set_span_in_context
+
+from kyo_otel.otlp_wire import SpanEncoder
+
+
+def _spans(record):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource({"service.name": "wire-test", "process.pid": 42}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    record(provider)
+    provider.shutdown()
+    return exporter.get_finished_spans()
+
+
+def _assert_same(spans):
+    expected = encode_spans(spans)
+    actual = SpanEncoder().request(spans)
+    assert actual == expected
+    # and a second batch through the same encoder (its caches warm) is still right
+    encoder = SpanEncoder()
+    encoder.request(spans)
+    assert encoder.request(spans) == expected
+
+
+def test_a_request_trace_with_redis_children_events_links_and_errors():
+    def record(provider):
+        server = provider.get_tracer("opentelemetry.instrumentation.flask", "0.66b1", schema_url="https://opentelemetry.io/schemas/1.11.0")
+        redis = provider.get_tracer("opentelemetry.instrumentation.redis")
+        remote = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("vendor", "x")]))
+        attributes = {"http.request.method": "POST", "url.path": "/otp/send", "http.route": "/otp/send", "server.port": 8000,
+                      "http.response.status_code": 202, "user_agent.synthetic": False, "ratio": 0.25, "negative": -3}
+        with server.start_as_current_span("POST /otp/send", context=set_span_in_context(NonRecordingSpan(remote)),
+                                          kind=SpanKind.SERVER, attributes=attributes):
+            for statement in ("INCR ?", "SET ? ? ? ?", "DEL ?"):
+                with redis.start_as_current_span(statement.split()[0], kind=SpanKind.CLIENT,
+                                                 attributes={"db.system": "redis", "db.statement": statement}):
+                    pass
+            with redis.start_as_current_span("failing", links=[Link(remote, {"link.kind": "retry"})]) as span:
+                span.add_event("retry", {"attempt": 2, "codes": ("a", "b")})
+                span.set_attribute("tags", ["x", "y"])
+                span.set_attribute("flags", [True, False])
+                span.set_status(Status(StatusCode.ERROR, "redis unreachable"))
+                span.record_exception(ConnectionError("refused"))
+        with server.start_as_current_span("root, no parent, unicode ☎", attributes={"note": "é" * 300}):
+            pass
+
+    _assert_same(_spans(record))
+
+
+def test_an_empty_batch():
+    assert SpanEncoder().request([]) == encode_spans([])
+
+
+scalars = st.one_of(
+    st.text(max_size=40), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False), st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=3),
+    st.lists(st.text(max_size=5), max_size=3),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(attributes=st.dictionaries(st.text(min_size=1, max_size=20), scalars, max_size=8), name=st.text(max_size=30))
+def test_any_attributes_encode_as_the_sdk_encodes_them(attributes, name):
+    def record(provider):
+        with provider.get_tracer("t").start_as_current_span(name, attributes=attributes):
+            pass
+
+    _assert_same(_spans(record))
