@@ -287,7 +287,7 @@ def _wait_for_http(port: int, timeout: float = 30) -> None:
 
 def _wrk(port: int, seconds: float, connections: int, script: str) -> tuple[float, int]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script, f"http://127.0.0.1:{port}"],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", script, f"http://127.0.0.1:{port}"],
         capture_output=True, text=True, check=True,
     ).stdout
     rps = next(float(line.split()[1]) for line in out.splitlines() if line.startswith("Requests/sec"))

@@ -140,6 +140,8 @@ def instrument_app(
             request_hook=_name_unmatched_span,
             tracer_provider=telemetry.tracer_provider,
             meter_provider=NoOpMeterProvider(),
+            # sqlcommenter tags are for SQL drivers; the context they attach costs every request.
+            enable_commenter=False,
             excluded_urls=",".join(re.escape(path) + r"(\?|$)" for path in settings.excluded_urls),
         )
     # After the instrumentation's own hooks: the server span is current when ours run.

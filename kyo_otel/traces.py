@@ -26,7 +26,8 @@ def build_sampler(settings: Settings) -> Sampler:
     root = {
         "always_on": ALWAYS_ON,
         "always_off": ALWAYS_OFF,
-        "traceidratio": TraceIdRatioBased(settings.sample_ratio),
+        # A ratio of 1 keeps everything: always_on decides the same without the arithmetic.
+        "traceidratio": ALWAYS_ON if settings.sample_ratio >= 1.0 else TraceIdRatioBased(settings.sample_ratio),
     }
     name = settings.sampler
     if name.startswith("parentbased_"):
