@@ -108,9 +108,9 @@ def otlp_metric_exporter(settings: Settings) -> Any:
 
 def otlp_log_exporter(settings: Settings) -> Any:
     if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from kyo_otel.otlp_wire import grpc_log_exporter_class
 
-        return _encode_once(OTLPLogExporter)(**_otlp_kwargs(settings, "logs"))
+        return _encode_once(grpc_log_exporter_class())(**_otlp_kwargs(settings, "logs"))
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
     return OTLPLogExporter(**_otlp_kwargs(settings, "logs"))

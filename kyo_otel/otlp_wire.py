@@ -1,11 +1,11 @@
-"""Spans to OTLP protobuf bytes, written directly, for the gRPC span exporter.
+"""Spans and log records to OTLP protobuf bytes, written directly, for the gRPC exporters.
 
 The SDK's encoder builds a protobuf object for every span, attribute and value (about 65 µs for
-a request span on a small container); in a Flask service that is a quarter of what tracing
-costs. The bytes here are the same message, written field by field, with each encoded
-attribute (key and value) cached: route, method, status, ``db.statement`` and the like repeat
-from span to span. Values other than strings, booleans, integers and floats, and anything
-unexpected, go through the SDK's own encoder, so the output is always what it would produce
+a request span, 18 µs for a log record, on a small container); in a Flask service that was a
+fifth of what telemetry cost. The bytes here are the same messages, written field by field,
+with each encoded attribute (key and value) cached: route, method, status, ``db.statement`` and
+the like repeat from record to record. Values other than strings, booleans, integers and
+floats go through the SDK's own encoder, so the output is always what it would produce
 (``tests/test_otlp_wire.py`` compares the two message by message).
 """
 
@@ -20,7 +20,9 @@ from opentelemetry.exporter.otlp.proto.common._internal import (
     _encode_instrumentation_scope,
     _encode_key_value,
     _encode_resource,
+    _encode_value,
 )
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
@@ -70,15 +72,12 @@ def _any_value(value: Any) -> bytes | None:
     return None
 
 
-class SpanEncoder:
-    """Encodes batches of finished spans into an ``ExportTraceServiceRequest``.
-
-    One instance per exporter; it is used from the exporter's thread only.
-    """
+class _WireEncoder:
+    """What spans and logs share: cached attributes, resources and scopes, and the grouping of a
+    batch by resource, then scope. One instance per exporter, used from its export thread."""
 
     def __init__(self) -> None:
         self._attributes: dict[tuple[str, type, Any], bytes] = {}
-        self._names: dict[str, bytes] = {}
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, tuple[bytes, bytes]]] = {}
 
@@ -114,16 +113,6 @@ class SpanEncoder:
                 continue
         return out
 
-    def _name(self, name: str) -> bytes:
-        encoded = self._names.get(name)
-        if encoded is None:
-            encoded = _field(b"\x2a", name.encode("utf-8"))
-            if len(self._names) >= _CACHE_LIMIT:
-                self._names.clear()
-            if len(name) <= _CACHEABLE_LENGTH:
-                self._names[name] = encoded
-        return encoded
-
     def _resource(self, resource: Any) -> bytes:
         entry = self._resources.get(id(resource))
         if entry is None or entry[0] is not resource:
@@ -144,6 +133,49 @@ class SpanEncoder:
                 self._scopes.clear()
             self._scopes[id(scope)] = entry
         return entry[1]
+
+    def _batch(self, items: Sequence[Any], encode_item: Any) -> bytes:
+        """Resource{Spans,Logs} fields for the items (field numbers are the same in both)."""
+        by_identity: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
+        for item in items:
+            resource, scope = item.resource, item.instrumentation_scope or None
+            group = by_identity.get((id(resource), id(scope)))
+            if group is None:
+                group = by_identity[(id(resource), id(scope))] = (resource, scope, [])
+            group[2].append(encode_item(item))
+        # Equal resources (or scopes) held by distinct objects share one group, as in the SDK;
+        # compared once per batch rather than hashed once per item.
+        grouped: dict[Any, dict[Any, list[bytes]]] = {}
+        for resource, scope, encoded in by_identity.values():
+            grouped.setdefault(resource, {}).setdefault(scope, []).extend(encoded)
+        out = []
+        for resource, scopes in grouped.items():
+            body = [self._resource(resource)]
+            for scope, encoded_items in scopes.items():
+                scope_field, schema = self._scope(scope)
+                body.append(_field(b"\x12", b"".join([scope_field, *encoded_items, schema])))
+            if resource.schema_url:
+                body.append(_field(b"\x1a", resource.schema_url.encode("utf-8")))
+            out.append(_field(b"\x0a", b"".join(body)))
+        return b"".join(out)
+
+
+class SpanEncoder(_WireEncoder):
+    """Batches of finished spans to an ``ExportTraceServiceRequest``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: dict[str, bytes] = {}
+
+    def _name(self, name: str) -> bytes:
+        encoded = self._names.get(name)
+        if encoded is None:
+            encoded = _field(b"\x2a", name.encode("utf-8"))
+            if len(self._names) >= _CACHE_LIMIT:
+                self._names.clear()
+            if len(name) <= _CACHEABLE_LENGTH:
+                self._names[name] = encoded
+        return encoded
 
     def _flags(self, parent: Any) -> bytes:
         flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
@@ -209,33 +241,52 @@ class SpanEncoder:
     # -- the request -------------------------------------------------------------------
 
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
-        """Serialized ``ExportTraceServiceRequest``, grouped by resource, then scope, like the SDK."""
-        by_identity: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
-        for span in spans:
-            resource, scope = span.resource, span.instrumentation_scope or None
-            group = by_identity.get((id(resource), id(scope)))
-            if group is None:
-                group = by_identity[(id(resource), id(scope))] = (resource, scope, [])
-            group[2].append(self._span(span))
-        # Equal resources (or scopes) held by distinct objects share one group, as in the SDK;
-        # comparing them once per batch rather than hashing them once per span.
-        grouped: dict[Any, dict[Any, list[bytes]]] = {}
-        for resource, scope, encoded in by_identity.values():
-            grouped.setdefault(resource, {}).setdefault(scope, []).extend(encoded)
-        out = []
-        for resource, scopes in grouped.items():
-            body = [self._resource(resource)]
-            for scope, encoded_spans in scopes.items():
-                scope_field, schema = self._scope(scope)
-                body.append(_field(b"\x12", b"".join([scope_field, *encoded_spans, schema])))
-            if resource.schema_url:
-                body.append(_field(b"\x1a", resource.schema_url.encode("utf-8")))
-            out.append(_field(b"\x0a", b"".join(body)))
-        return b"".join(out)
+        return self._batch(spans, self._span)
 
     def request(self, spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
         """The protobuf message the gRPC stub sends (parsed from the bytes in C, which is fast)."""
         return ExportTraceServiceRequest.FromString(self.encode(spans))
+
+
+class LogEncoder(_WireEncoder):
+    """Batches of log records to an ``ExportLogsServiceRequest``."""
+
+    def _log(self, readable: Any) -> bytes:
+        record = readable.log_record
+        parts = []
+        if record.timestamp:
+            parts.append(b"\x09" + _FIXED64(record.timestamp))
+        severity = getattr(record.severity_number, "value", None)
+        if severity:
+            parts.append(b"\x10" + _varint(severity))
+        if record.severity_text:
+            parts.append(_field(b"\x1a", record.severity_text.encode("utf-8")))
+        body = _any_value(record.body)
+        if body is None:
+            body = _encode_value(record.body).SerializeToString()
+        parts.append(_field(b"\x2a", body))
+        if record.attributes:
+            parts.extend(self._attribute_fields(b"\x32", record.attributes))
+        if readable.dropped_attributes:
+            parts.append(b"\x38" + _varint(readable.dropped_attributes))
+        flags = int(record.trace_flags) if record.trace_flags is not None else 0
+        if flags:
+            parts.append(b"\x45" + _FIXED32(flags))
+        if record.trace_id:
+            parts.append(b"\x4a\x10" + record.trace_id.to_bytes(16, "big"))
+        if record.span_id:
+            parts.append(b"\x52\x08" + record.span_id.to_bytes(8, "big"))
+        if record.observed_timestamp:
+            parts.append(b"\x59" + _FIXED64(record.observed_timestamp))
+        if record.event_name:
+            parts.append(_field(b"\x62", record.event_name.encode("utf-8")))
+        return _field(b"\x12", b"".join(parts))  # ScopeLogs.log_records
+
+    def encode(self, records: Sequence[Any]) -> bytes:
+        return self._batch(records, self._log)
+
+    def request(self, records: Sequence[Any]) -> ExportLogsServiceRequest:
+        return ExportLogsServiceRequest.FromString(self.encode(records))
 
 
 @functools.lru_cache(maxsize=None)
@@ -252,3 +303,19 @@ def grpc_span_exporter_class() -> type:
             return self._encoder.request(data)
 
     return KyoOTLPSpanExporter
+
+
+@functools.lru_cache(maxsize=None)
+def grpc_log_exporter_class() -> type:
+    """The SDK's OTLP/gRPC log exporter with this encoder."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    class KyoOTLPLogExporter(OTLPLogExporter):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            self._encoder = LogEncoder()
+
+        def _translate_data(self, data: Sequence[Any]) -> ExportLogsServiceRequest:
+            return self._encoder.request(data)
+
+    return KyoOTLPLogExporter

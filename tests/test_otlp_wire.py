@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -12,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.trace import set_span_in_context
 
-from kyo_otel.otlp_wire import SpanEncoder
+from kyo_otel.otlp_wire import LogEncoder, SpanEncoder
 
 
 def _spans(record):
@@ -78,3 +84,39 @@ def test_any_attributes_encode_as_the_sdk_encodes_them(attributes, name):
             pass
 
     _assert_same(_spans(record))
+
+
+def _log_records(emit):
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource({"service.name": "wire-test"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    emit(provider)
+    provider.shutdown()
+    return exporter.get_finished_logs()
+
+
+def test_log_records_through_the_logging_bridge_encode_as_the_sdk_encodes_them():
+    def emit(provider):
+        log = logging.getLogger("wire-test")
+        log.propagate = False
+        log.setLevel(logging.DEBUG)
+        handler = LoggingHandler(logger_provider=provider)
+        log.addHandler(handler)
+        try:
+            log.warning("plain %s", "text")
+            log.info("with attributes", extra={"tenant": "acme", "attempt": 2, "ok": True, "ratio": 0.5, "tags": ["a"]})
+            tracer = TracerProvider().get_tracer("t")
+            with tracer.start_as_current_span("request"):
+                log.error("inside a span")
+            try:
+                raise ValueError("boom")
+            except ValueError:
+                log.exception("failed")
+        finally:
+            log.removeHandler(handler)
+        provider.get_logger("events").emit(body={"structured": 1, "list": [1, 2]}, event_name="otp.sent")
+        provider.get_logger("events").emit(body=None)
+
+    records = _log_records(emit)
+    assert len(records) == 6
+    assert LogEncoder().request(records) == encode_logs(records)
