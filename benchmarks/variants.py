@@ -25,24 +25,24 @@ VARIANTS = ("bare", "upstream", "kyo")
 
 
 class CapturingSender:
-    """The app's SMS sender for benchmarks: logs the masked number like the default sender and
-    keeps the code, so ``/otp/verify`` can be driven with correct codes."""
+    """The app's SMS sender for benchmarks: does what the default sender does (log the masked
+    number) and keeps the code, so that ``/otp/verify`` can be driven with correct codes."""
 
     def __init__(self) -> None:
-        self.codes: dict[str, str] = {}
-        self.log = logging.getLogger("sample_app.sms")
+        from sample_app.sms import LoggingSender
 
-    def __call__(self, phone: str, code: str) -> None:
+        self.codes: dict[str, str] = {}
+        self._default = LoggingSender()
+
+    def send(self, tenant: str, phone: str, code: str) -> None:
         self.codes[phone] = code
-        self.log.info("sms sent to %s", phone[:4] + "*" * (len(phone) - 6) + phone[-2:])
+        self._default.send(tenant, phone, code)
 
 
 def _create_app(client: Any, sender: CapturingSender) -> Any:
-    try:
-        from sample_app import create_app  # the real sample app, once merged
-    except ImportError:
-        from benchmarks.standin_app import create_app
-    return create_app(redis=client, sms_sender=sender)
+    from sample_app import create_app
+
+    return create_app(client, sender=sender)
 
 
 def _upstream(app: Any, endpoint: str) -> tuple[Any, Any]:
@@ -97,9 +97,11 @@ def make_app(variant: str, redis_url: str, otlp_endpoint: str) -> tuple[Any, Cap
     produced so far are exported (metrics keep their own export interval)."""
     import redis as redis_lib
 
-    # "kyo,traces_exporter=none,..." (settings overrides) is for finding where the time goes.
+    # For finding where the time goes: "kyo,logs_exporter=none" passes settings to configure();
+    # "kyo,-flask" / "kyo,-redis" then remove that instrumentation again.
     variant, *options = variant.split(",")
-    overrides = dict(option.split("=", 1) for option in options)
+    overrides = dict(option.split("=", 1) for option in options if "=" in option)
+    removed = {option[1:] for option in options if option.startswith("-")}
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
     logging.getLogger().setLevel(logging.INFO)
@@ -111,6 +113,14 @@ def make_app(variant: str, redis_url: str, otlp_endpoint: str) -> tuple[Any, Cap
         providers = _upstream(app, otlp_endpoint)
     elif variant == "kyo":
         providers = _kyo(app, client, otlp_endpoint, **overrides)
+    if "flask" in removed:
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor.uninstrument_app(app)
+    if "redis" in removed:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor().uninstrument()
 
     def flush() -> None:
         for provider in providers:
