@@ -307,14 +307,29 @@ def _wait_for_http(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"gunicorn did not answer on port {port}")
 
 
-def _wrk(port: int, seconds: float, connections: int, script: str) -> tuple[float, int]:
+def _workers_cpu(server: subprocess.Popen[bytes]) -> float:
+    """User + system CPU seconds of the gunicorn workers (the arbiter only supervises)."""
+    import psutil
+
+    total = 0.0
+    for worker in psutil.Process(server.pid).children():
+        try:
+            times = worker.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _wrk(port: int, seconds: float, connections: int, script: str) -> tuple[float, int, int]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", script, f"http://127.0.0.1:{port}"],
         capture_output=True, text=True, check=True,
     ).stdout
     rps = next(float(line.split()[1]) for line in out.splitlines() if line.startswith("Requests/sec"))
+    done = next(int(line.split()[0]) for line in out.splitlines() if " requests in " in line)
     bad = next((int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line), 0)
-    return rps, bad
+    return rps, done, bad
 
 
 def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any) -> dict[str, Any]:
@@ -331,6 +346,7 @@ def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any
     with open(script, "w") as f:
         f.write(WRK_SCRIPT)
     rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
         for i, variant in enumerate(VARIANTS):
@@ -351,8 +367,11 @@ def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any
             for variant in order:
                 process, port = servers[variant]
                 redis_lib.Redis.from_url(f"{redis_url[:-1]}{4 + VARIANTS.index(variant)}").flushdb()  # fresh rate limits
-                rps, bad = _wrk(port, args.seconds, args.connections, script)
+                before = _workers_cpu(process)
+                rps, done, bad = _wrk(port, args.seconds, args.connections, script)
+                time.sleep(1.5)  # the batch processors export what the run left (1 s schedule for kyo)
                 rates[variant].append(rps)
+                cpu[variant].append((_workers_cpu(process) - before) / done * 1e6)
                 if bad:
                     print(f"   note: {variant} answered {bad} non-2xx responses")
     finally:
@@ -364,10 +383,14 @@ def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any
             except subprocess.TimeoutExpired:
                 process.kill()
     medians = {v: statistics.median(r) for v, r in rates.items()}
-    print(f"   {'variant':<10}{'requests/s':>12}{'vs bare':>9}   (rounds: requests/s)")
+    cpu_medians = {v: statistics.median(c) for v, c in cpu.items()}
+    print(f"   {'variant':<10}{'requests/s':>12}{'vs bare':>9}{'worker CPU us/request':>24}{'vs bare':>9}   (rounds: requests/s)")
     for variant in VARIANTS:
         rounds = ", ".join(f"{r:.0f}" for r in rates[variant])
-        print(f"   {variant:<10}{medians[variant]:>12.0f}{medians[variant] / medians['bare']:>9.2f}   ({rounds})")
+        print(f"   {variant:<10}{medians[variant]:>12.0f}{medians[variant] / medians['bare']:>9.2f}"
+              f"{cpu_medians[variant]:>24.0f}{cpu_medians[variant] / cpu_medians['bare']:>9.2f}   ({rounds})")
+    share = (cpu_medians["kyo"] - cpu_medians["bare"]) / (cpu_medians["upstream"] - cpu_medians["bare"])
+    print(f"   worker CPU (kyo - bare)/(upstream - bare): {share:.2f}  (includes the export of what the run produced)")
     return medians
 
 
