@@ -31,7 +31,7 @@ test: $(STAMP) redis-server
 demo: $(STAMP)
 	$(BIN)/python -m sample_app demo
 
-# Telemetry overhead, side by side (bare / stock OpenTelemetry / kyo_otel); wrk drives the
+# Telemetry overhead, side by side (bare / stock OpenTelemetry / kyo_otel; about 5 minutes); wrk drives the
 # throughput part (Debian's package, installed when missing). Not part of `make test`.
 bench: $(STAMP) redis-server
 	@command -v wrk >/dev/null 2>&1 || { \

@@ -1,6 +1,6 @@
 """What telemetry costs a request: bare app vs stock OpenTelemetry vs kyo_otel, side by side.
 
-    make bench                                   # everything (about 4 minutes on 2 cores)
+    make bench                                   # everything (about 5 minutes on 2 cores)
     .venv/bin/python benchmarks/overhead.py --only cpu --rounds 5 --profile
 
 Three parts, all against a real redis-server and an OTLP/gRPC receiver on 127.0.0.1:
