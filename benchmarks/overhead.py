@@ -414,8 +414,8 @@ def main() -> None:
     parser.add_argument("--micro-rounds", type=int, default=5)
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also profile kyo on /otp/send with cProfile and print the top N functions")
-    parser.add_argument("--seconds", type=float, default=8, help="wrk duration per throughput round")
-    parser.add_argument("--throughput-rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=6, help="wrk duration per throughput round")
+    parser.add_argument("--throughput-rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()
 
