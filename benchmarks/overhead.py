@@ -231,6 +231,31 @@ class Child:
 # --- part 1: CPU per request -----------------------------------------------------------------
 
 
+def compare(args: argparse.Namespace, redis_url: str, receiver: Any) -> None:
+    """CPU per request of any variants, e.g. ``bare kyo kyo,-flask kyo,logs_exporter=none``:
+    the same interleaved rounds, one median per variant and route."""
+    print(f"\n== CPU per request, {args.rounds} interleaved rounds x {args.requests} requests, medians (us)")
+    children = [Child(v, f"{redis_url[:-1]}{i + 1}", receiver.endpoint) for i, v in enumerate(args.compare)]
+    samples: dict[tuple[str, str], list[float]] = {(c.variant, r): [] for c in children for r in ROUTES}
+    try:
+        for child in children:
+            for route in ROUTES:
+                child.ask("round", route=route, k=max(50, args.requests // 4))
+        for n in range(args.rounds):
+            for route in ROUTES:
+                for child in children[n % len(children):] + children[: n % len(children)]:
+                    samples[(child.variant, route)].append(child.ask("round", route=route, k=args.requests)["us_per_request"])
+    finally:
+        for child in children:
+            try:
+                child.close()
+            except Exception:
+                child.process.kill()
+    print(f"   {'variant':<44}" + "".join(f"{r:>14}" for r in ROUTES))
+    for child in children:
+        print(f"   {child.variant:<44}" + "".join(f"{statistics.median(samples[(child.variant, r)]):>14.0f}" for r in ROUTES))
+
+
 def cpu_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any) -> dict[str, Any]:
     print(f"\n== CPU per request (Flask test client, {args.rounds} rounds x {args.requests} requests per route "
           f"and variant, whole-process CPU, medians)")
@@ -417,6 +442,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6, help="wrk duration per throughput round")
     parser.add_argument("--throughput-rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--compare", nargs="+", metavar="VARIANT",
+                        help="only compare these variants' CPU per request, e.g. bare kyo kyo,-flask kyo,-redis "
+                             "kyo,logs_exporter=none (settings for configure(); -flask/-redis remove an instrumentation)")
     args = parser.parse_args()
 
     from benchmarks.receiver import CountingReceiver
@@ -424,6 +452,9 @@ def main() -> None:
 
     print(f"kyo_otel overhead benchmark: python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     with RedisServer() as redis_server, CountingReceiver() as receiver:
+        if args.compare:
+            compare(args, redis_server.url, receiver)
+            return
         if args.only in (None, "cpu"):
             result = cpu_benchmark(args, redis_server.url, receiver)
             if "micro" in result:

@@ -132,6 +132,7 @@ def make_app(variant: str, redis_url: str, otlp_endpoint: str) -> tuple[Any, Cap
 
 def shutdown(variant: str) -> None:
     """Export what is left (metrics included) before the process ends."""
+    variant = variant.split(",")[0]
     if variant == "kyo":
         import kyo_otel
 
