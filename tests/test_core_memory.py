@@ -50,6 +50,8 @@ def test_a_request_gives_a_server_span_a_redis_span_a_latency_point_and_a_correl
     server = kyo_telemetry.span("POST /otp/send")
     assert server.kind.name == "SERVER"
     assert server.attributes["http.route"] == "/otp/send"
+    assert server.attributes["http.request.method"] == "POST"
+    assert server.attributes["url.path"] == "/otp/send"
     assert server.attributes["http.response.status_code"] == 200
 
     redis_span = kyo_telemetry.span("SET")
