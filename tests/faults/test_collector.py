@@ -111,7 +111,9 @@ def test_collector_slow_costs_the_requests_nothing_and_drops_are_reported(three_
     produced = round(spans_per_request * (WARM_UP + REQUESTS))
     dropped = receiver.metric_total("kyo.telemetry.dropped", **{"kyo.signal": "traces"})
     dropped_logs = receiver.metric_total("kyo.telemetry.dropped", **{"kyo.signal": "logs"})
-    received = receiver.counts()["spans"]
+    # Distinct ids: a batch whose export timed out at the client may still have reached the
+    # receiver, and its retry delivers the same spans again.
+    received = len({span.span_id for span in receiver.spans()})
     figures.record(
         "collector slow: spans",
         produced=produced,
@@ -125,7 +127,9 @@ def test_collector_slow_costs_the_requests_nothing_and_drops_are_reported(three_
     # counted in kyo.telemetry.dropped (which reaches the slow collector too) and a warning says so.
     assert dropped > 0 and dropped_logs > 0
     assert "kyo_otel is dropping telemetry" in output
-    assert received + dropped <= produced
+    # ``produced`` is estimated from the collector-up run of the same traffic (spans per request
+    # vary by a few in a thousand), so it gets that much slack; a drop counted twice would not fit.
+    assert received + dropped <= produced * 1.005
     assert figures_["requests"] == REQUESTS
 
 
