@@ -82,12 +82,14 @@ class Telemetry:
             active.observe(meter)
 
     def force_flush(self, timeout: float | None = None) -> bool:
-        """Export everything buffered; ``False`` when the bound was reached first."""
-        return _bounded(
-            [lambda p=p, ms=_ms(timeout or self.settings.shutdown_timeout): p.force_flush(ms) for p in self.providers],
-            timeout or self.settings.shutdown_timeout,
-            "force_flush",
-        )
+        """Export everything buffered; ``False`` when the bound was reached first.
+
+        The memory profile's metric reader is left alone: flushing it would collect, and the
+        DELTA points of that collection would be gone before a test reads them.
+        """
+        bound = timeout or self.settings.shutdown_timeout
+        providers = [p for p in self.providers if not (p is self.meter_provider and self.memory.metrics is not None)]
+        return _bounded([lambda p=p: p.force_flush(_ms(bound)) for p in providers], bound, "force_flush")
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush and stop all three signals within ``timeout`` seconds (default: the setting).

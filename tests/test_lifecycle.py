@@ -184,3 +184,18 @@ print(json.dumps({
     assert "http.server.duration" not in report["metrics"]  # the instrumentation's own metric stays off
     assert report["logs"] == ["working"]
     assert report["handlers"] == 1
+
+
+def test_force_flush_in_the_memory_profile_keeps_the_metric_points_for_the_test_to_read():
+    report = last_json_line(run_python("""
+import json
+import kyo_otel
+handle = kyo_otel.configure(environment="test")
+kyo_otel.otp.sent("tenant-a")
+handle.force_flush()
+data = handle.memory.metrics.get_metrics_data()
+sent = [p.value for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+        if m.name == "kyo.otp.sent" for p in m.data.data_points]
+print(json.dumps({"sent": sent}))
+"""))
+    assert report == {"sent": [1]}
