@@ -190,12 +190,15 @@ def test_force_flush_in_the_memory_profile_keeps_the_metric_points_for_the_test_
     report = last_json_line(run_python("""
 import json
 import kyo_otel
-handle = kyo_otel.configure(environment="test")
-kyo_otel.otp.sent("tenant-a")
+from flask import Flask
+app = Flask("flush")
+app.add_url_rule("/work", "work", lambda: {"ok": True})
+handle = kyo_otel.configure(environment="test", app=app)
+app.test_client().get("/work")
 handle.force_flush()
 data = handle.memory.metrics.get_metrics_data()
-sent = [p.value for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-        if m.name == "kyo.otp.sent" for p in m.data.data_points]
-print(json.dumps({"sent": sent}))
+counts = [p.count for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+          if m.name == "http.server.request.duration" for p in m.data.data_points]
+print(json.dumps({"requests": counts}))
 """))
-    assert report == {"sent": [1]}
+    assert report == {"requests": [1]}
