@@ -168,6 +168,8 @@ def instrument_app(
     health = RedisHealth(redis) if redis is not None else None
     if health_path:
         _install_health(app, health_path, health)
+    if not telemetry.providers:
+        return app  # OTEL_SDK_DISABLED or profile none: no per-request work at all
     if telemetry.tracer_provider is not None:
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 

@@ -148,9 +148,10 @@ print(json.dumps({
     "providers": handle.providers,
     "tracer": type(trace.get_tracer_provider()).__name__,
     "instrumented": getattr(app, "_is_instrumented_by_opentelemetry", False),
+    "request_hooks": len(app.before_request_funcs.get(None, [])) + len(app.after_request_funcs.get(None, [])),
 }))
 """, env={"OTEL_SDK_DISABLED": "true"}))
-    assert report == {"providers": [], "tracer": "ProxyTracerProvider", "instrumented": False}
+    assert report == {"providers": [], "tracer": "ProxyTracerProvider", "instrumented": False, "request_hooks": 0}
 
 
 def test_opentelemetry_instrument_with_the_kyo_distro_gives_the_configure_setup(tmp_path: Path):
