@@ -44,6 +44,8 @@ RATE_LIMIT_RESOURCE = "kyo.rate_limit.resource"
 GUARDED_METRIC = "kyo.metric.name"
 DROPPED_SIGNAL = "kyo.signal"
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+"""The methods semantic conventions know; any other is recorded as ``_OTHER``."""
 UNMATCHED_ROUTE = "(unmatched)"
 """The one route value shared by every request that matched no route (404s, scanners)."""
 TENANT_OVERFLOW = "(overflow)"

@@ -70,8 +70,7 @@ def _choice(choices: tuple[str, ...], *, upper: bool = False) -> Callable[[Any, 
     return parse
 
 
-def _exporter(raw: Any, name: str, source: str) -> str:
-    return _choice(PROFILES)(raw, name, source)
+_exporter = _choice(PROFILES)
 
 
 def _bool(raw: Any, name: str, source: str) -> bool:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import SpanKind
 
-from kyo_otel import context
+from kyo_otel import catalog, context
 from kyo_otel.health import ActiveTenants, RedisHealth
 from kyo_otel.instruments import recorder
 
@@ -76,7 +76,7 @@ def _install_request_hooks(
         status = response.status_code
         recorder().request(rule.rule if rule is not None else None, request.method, status, time.perf_counter() - start)
         if active is not None and status < 400:
-            active.mark(request.headers.get(tenant_header))
+            active.mark(context.tenant_id())  # read from the header once, in _kyo_begin
         return response
 
     @app.teardown_request
@@ -92,10 +92,7 @@ def _name_unmatched_span(span: Any, environ: Any) -> None:
     from flask import request
 
     if request.url_rule is None and span.is_recording():
-        span.update_name(request.method if request.method in _METHODS else "HTTP")
-
-
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+        span.update_name(request.method if request.method in catalog.HTTP_METHODS else "HTTP")
 
 
 class _ServerSpanTracerProvider:

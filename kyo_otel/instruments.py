@@ -22,8 +22,6 @@ from kyo_otel.catalog import MetricSpec
 
 _logger = logging.getLogger(__name__)
 
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
-
 
 def create_instrument(meter: Meter, spec: MetricSpec, callbacks: Iterable[Callable[[CallbackOptions], Iterable[Observation]]] = ()) -> Any:
     """The one place that turns a catalog entry into an instrument."""
@@ -162,7 +160,7 @@ class Recorder:
             key = ("req", route, method, status)
             attrs = self._attrs.get(key)
             if attrs is None:
-                known_method = method if method in _KNOWN_METHODS else "_OTHER"
+                known_method = method if method in catalog.HTTP_METHODS else "_OTHER"
                 attrs = self._attrs[key] = {
                     catalog.ROUTE: route,
                     catalog.METHOD: known_method,

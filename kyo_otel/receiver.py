@@ -430,31 +430,30 @@ class OtlpReceiver:
         return None
 
 
-class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+class _Service:
+    """The one Export of every OTLP signal: hand the request to the receiver, answer empty."""
+
+    signal: str
+    response: type
+
     def __init__(self, receiver: OtlpReceiver) -> None:
         self.receiver = receiver
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 (gRPC's name)
-        self.receiver._receive("traces", request, context)
-        return trace_service_pb2.ExportTraceServiceResponse()
+        self.receiver._receive(self.signal, request, context)
+        return self.response()
 
 
-class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
-    def __init__(self, receiver: OtlpReceiver) -> None:
-        self.receiver = receiver
-
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        self.receiver._receive("metrics", request, context)
-        return metrics_service_pb2.ExportMetricsServiceResponse()
+class _TraceService(_Service, trace_service_pb2_grpc.TraceServiceServicer):
+    signal, response = "traces", trace_service_pb2.ExportTraceServiceResponse
 
 
-class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
-    def __init__(self, receiver: OtlpReceiver) -> None:
-        self.receiver = receiver
+class _MetricsService(_Service, metrics_service_pb2_grpc.MetricsServiceServicer):
+    signal, response = "metrics", metrics_service_pb2.ExportMetricsServiceResponse
 
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        self.receiver._receive("logs", request, context)
-        return logs_service_pb2.ExportLogsServiceResponse()
+
+class _LogsService(_Service, logs_service_pb2_grpc.LogsServiceServicer):
+    signal, response = "logs", logs_service_pb2.ExportLogsServiceResponse
 
 
 # --- OTLP/HTTP (protobuf) --------------------------------------------------------------
