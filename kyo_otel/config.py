@@ -30,6 +30,9 @@ SAMPLERS = (
     "parentbased_traceidratio",
 )
 CONSOLE_FORMATS = ("text", "json")
+INSTRUMENTATIONS = ("kyo", "contrib")
+"""Who makes the request and Redis spans: kyo_otel's lean spans, or the contrib instrumentations
+(same span names and semantic-convention attributes; the contrib ones cost the request more)."""
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SIGNALS = ("traces", "metrics", "logs")
 
@@ -207,6 +210,8 @@ PARAMS: tuple[Param, ...] = (
     Param("tenant_cardinality_cap", _number(1, 10_000, integer=True), 100, "KYO_OTEL_TENANT_CARDINALITY_CAP", (),
           "distinct tenant ids per metric before values fold into one overflow value"),
     Param("scrubbing", _bool, True, "KYO_OTEL_SCRUBBING", (), "mask phone numbers, codes, emails, secrets"),
+    Param("instrumentation", _choice(INSTRUMENTATIONS), "kyo", "KYO_OTEL_INSTRUMENTATION", (),
+          "request and Redis spans: kyo (lean, in-house) or contrib (opentelemetry-instrumentation-flask/-redis)"),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 
@@ -241,6 +246,7 @@ class Settings:
     tenant_allowlist: tuple[str, ...]
     tenant_cardinality_cap: int
     scrubbing: bool
+    instrumentation: str
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def exporter(self, signal: str) -> str:
