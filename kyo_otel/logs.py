@@ -14,10 +14,15 @@ passed with ``extra=``. Error records get ``exception.type``, ``exception.messag
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
+from opentelemetry._logs import LogRecord, SeverityNumber, get_logger
+from opentelemetry.attributes import _clean_attribute_value
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.log_utils import std_to_otel
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
     InMemoryLogRecordExporter,
@@ -30,6 +35,21 @@ from kyo_otel.audit import AUDIT_ATTRIBUTE
 from kyo_otel.config import Settings
 from kyo_otel.context import add_correlation
 
+_PRIMITIVE = (str, bool, int, float)
+_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}  # OpenTelemetry's names for two levels
+_NO_CONTEXT = Context()
+
+
+_SEVERITIES: dict[int, SeverityNumber] = {}
+
+
+def _severity(levelno: int) -> SeverityNumber:
+    """stdlib level -> OpenTelemetry severity, as the OpenTelemetry handler maps it (memoized)."""
+    severity = _SEVERITIES.get(levelno)
+    if severity is None:
+        severity = _SEVERITIES[levelno] = std_to_otel(levelno)
+    return severity
+
 
 class KyoLoggingHandler(LoggingHandler):
     """The OpenTelemetry logging bridge with the request context added to every record.
@@ -37,9 +57,59 @@ class KyoLoggingHandler(LoggingHandler):
     Marked so that kyo_otel can find its own handler. An application record never carries the
     audit marker, even when ``extra=`` tries to set it: only ``kyo_otel.audit()`` writes audit
     records.
+
+    The request thread does as little as it can: with kyo_otel's batch processor the record goes
+    straight into the export queue, built once (the SDK's path builds it three times: the API
+    record, the read-write record with its bounded attributes, a copy for the queue), with the
+    SDK logger of each stdlib logger name looked up once. Other processors (the memory profile's)
+    get the SDK's own path. Same record either way: body, severity, timestamps, trace and span
+    ids, scope, resource, attributes cleaned as the SDK cleans them.
     """
 
     kyo_otel_handler = True
+
+    def __init__(self, *args: Any, direct: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._direct = direct
+        """The ``BatchProcessor`` behind kyo_otel's batch log processor, or None (SDK path)."""
+        self._scopes: dict[str, tuple[Any, Any]] = {}
+
+    def _scope(self, name: str) -> tuple[Any, Any]:
+        scope = self._scopes.get(name)
+        if scope is None:
+            logger = get_logger(name, logger_provider=self._logger_provider)
+            scope = (getattr(logger, "instrumentation_scope", None), getattr(logger, "resource", None))
+            if len(self._scopes) < 10_000:  # logger names are code, but stay bounded
+                self._scopes[name] = scope
+        return scope
+
+    def emit(self, record: logging.LogRecord) -> None:
+        direct = self._direct
+        if direct is None:
+            super().emit(record)
+            return
+        if self._is_emitting.get():
+            return  # a record logged while emitting one (the SDK's own warnings): dropped, no recursion
+        token = self._is_emitting.set(True)
+        try:
+            scope, resource = self._scope(record.name)
+            attributes, event_name = self._get_attributes(record)
+            for key, value in attributes.items():
+                if type(value) not in _PRIMITIVE:
+                    attributes[key] = _clean_attribute_value(value, None)
+            api_record = LogRecord(
+                timestamp=int(record.created * 1e9),
+                observed_timestamp=time.time_ns(),
+                severity_text=_SEVERITY_TEXT.get(record.levelname, record.levelname),
+                severity_number=_severity(record.levelno),
+                body=self.format(record) if self.formatter else record.getMessage(),
+                attributes=attributes,
+                event_name=event_name,
+            )
+            api_record.context = _NO_CONTEXT  # the queue keeps ids, not the request's context
+            direct.emit(ReadableLogRecord(log_record=api_record, resource=resource, instrumentation_scope=scope))
+        finally:
+            self._is_emitting.reset(token)
 
     def _get_attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
         attributes, event_name = super()._get_attributes(record)
@@ -62,7 +132,9 @@ def log_processor(settings: Settings, exporter: LogRecordExporter) -> LogRecordP
 
 def build_logger_provider(settings: Settings, resource: Resource, exporter: LogRecordExporter) -> LoggerProvider:
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_log_record_processor(log_processor(settings, exporter))
+    processor = log_processor(settings, exporter)
+    provider.add_log_record_processor(processor)
+    provider._kyo_batch_queue = getattr(processor, "_batch_processor", None)  # type: ignore[attr-defined]
     return provider
 
 
@@ -79,7 +151,9 @@ def attach_handler(provider: LoggerProvider, level: str) -> KyoLoggingHandler:
     """
     root = logging.getLogger()
     detach_handlers()
-    handler = KyoLoggingHandler(level=logging.getLevelName(level), logger_provider=provider)
+    handler = KyoLoggingHandler(
+        level=logging.getLevelName(level), logger_provider=provider, direct=getattr(provider, "_kyo_batch_queue", None)
+    )
     root.addHandler(handler)
     if root.level != logging.NOTSET and root.level > handler.level:
         root.setLevel(handler.level)

@@ -13,8 +13,14 @@ import textwrap
 import flask
 import pytest
 
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
 import kyo_otel
+from kyo_otel.config import resolve_settings
 from kyo_otel.context import accepted_request_id, xray_trace_id
+from kyo_otel.logs import KyoLoggingHandler, build_logger_provider
 
 log = logging.getLogger("kyo_test.orders")
 
@@ -176,3 +182,76 @@ def test_console_json_format_writes_one_json_object_per_line(tmp_path):
     assert failed["kyo.request.id"] == "req-2"
     assert audit["kyo.log.type"] == "audit" and audit["logger"] == "kyo_otel.audit"
     assert "+886912345678" not in done.stdout and "482913" not in done.stdout
+
+
+class _Collecting(LogRecordExporter):
+    """An exporter that keeps what it is given (behind kyo_otel's real batch processor)."""
+
+    def __init__(self) -> None:
+        self.records = []
+
+    def export(self, batch):
+        self.records.extend(batch)
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def test_the_batch_path_builds_the_record_the_sdk_path_builds():
+    """With kyo_otel's batch processor (the otlp and console profiles) the handler puts each
+    record straight into the export queue instead of going through the SDK logger; what is
+    exported is the same record, field for field."""
+    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
+    resource = Resource.create({"service.name": "parity"})
+
+    def pipeline(direct: bool):
+        exporter = _Collecting()
+        provider = build_logger_provider(settings, resource, exporter)
+        queue = provider._kyo_batch_queue
+        assert queue is not None  # the direct path is there to take (fails if the SDK renames it)
+        handler = KyoLoggingHandler(logger_provider=provider, direct=queue if direct else None)
+        return exporter, provider, handler
+
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque"
+
+    stdlib = logging.getLogger("kyo_test.parity")
+    try:
+        raise KeyError("missing")
+    except KeyError:
+        exc_info = sys.exc_info()
+    records = [
+        stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 1, "order %s shipped", (7,), None,
+                          extra={"order.id": 7, "order.tags": ["a", "b"], "order.meta": {"k": 1}, "obj": Opaque()}),
+        stdlib.makeRecord(stdlib.name, 25, __file__, 2, "custom level", (), None),
+        stdlib.makeRecord(stdlib.name, logging.ERROR, __file__, 3, "failed", (), exc_info),
+        stdlib.makeRecord(stdlib.name, logging.WARNING, __file__, 4, "event", (), None, extra={"otel.event.name": "x.y"}),
+    ]
+    tracer = TracerProvider().get_tracer("parity")
+    exported = []
+    with tracer.start_as_current_span("request"), kyo_otel.request_context("req-1", "tenant-1"):
+        for direct in (True, False):
+            exporter, provider, handler = pipeline(direct)
+            for record in records:
+                handler.handle(record)
+            provider.force_flush()
+            exported.append(exporter.records)
+            provider.shutdown()
+
+    def fields(readable):
+        r = readable.log_record
+        return (r.timestamp, r.severity_number, r.severity_text, r.body, dict(r.attributes or {}), r.trace_id,
+                r.span_id, r.trace_flags, r.event_name, readable.instrumentation_scope, readable.resource.attributes)
+
+    fast, sdk = exported
+    assert len(fast) == len(sdk) == len(records)
+    assert [fields(r) for r in fast] == [fields(r) for r in sdk]
+    first = dict(fast[0].log_record.attributes)
+    assert first["order.tags"] == ("a", "b") and first["obj"] == "opaque" and first["kyo.request.id"] == "req-1"
+    assert fast[2].log_record.attributes["exception.type"] == "KeyError"
+    assert all(r.log_record.trace_id for r in fast)
