@@ -66,6 +66,7 @@ def audit(
     try:
         attributes = audit_attributes(action, resource, user_id=user_id, tenant_id=tenant_id, result=result, **context)
         body = f"audit: {action} {resource} -> {result}"
+        from kyo_otel import logs
         from kyo_otel.telemetry import current
 
         handle = current()
@@ -79,7 +80,9 @@ def audit(
             )
             return
         now = time.time_ns()
-        provider.get_logger(AUDIT_LOGGER).emit(
+        logs.emit(
+            provider,
+            AUDIT_LOGGER,
             LogRecord(
                 timestamp=now,
                 observed_timestamp=now,
@@ -88,7 +91,7 @@ def audit(
                 severity_number=SeverityNumber.INFO,
                 body=body,
                 attributes=attributes,
-            )
+            ),
         )
     except Exception:
         if not _warned:

@@ -51,6 +51,29 @@ def _severity(levelno: int) -> SeverityNumber:
     return severity
 
 
+def _clean(attributes: dict[str, Any]) -> None:
+    """Make attribute values exportable in place, as the SDK's bounded attributes would."""
+    for key, value in attributes.items():
+        if type(value) not in _PRIMITIVE:
+            attributes[key] = _clean_attribute_value(value, None)
+
+
+def emit(provider: LoggerProvider, logger_name: str, record: LogRecord) -> None:
+    """Emit an OpenTelemetry log record, past stdlib logging (audit records): straight into kyo's
+    batch queue when there is one, else through the SDK logger."""
+    queue = getattr(provider, "_kyo_batch_queue", None)
+    if queue is None:
+        provider.get_logger(logger_name).emit(record)
+        return
+    logger = provider.get_logger(logger_name)
+    if record.attributes:
+        attributes = dict(record.attributes)
+        _clean(attributes)
+        record.attributes = attributes
+    record.context = _NO_CONTEXT
+    queue.emit(ReadableLogRecord(log_record=record, resource=logger.resource, instrumentation_scope=logger.instrumentation_scope))
+
+
 class KyoLoggingHandler(LoggingHandler):
     """The OpenTelemetry logging bridge with the request context added to every record.
 
@@ -94,9 +117,7 @@ class KyoLoggingHandler(LoggingHandler):
         try:
             scope, resource = self._scope(record.name)
             attributes, event_name = self._get_attributes(record)
-            for key, value in attributes.items():
-                if type(value) not in _PRIMITIVE:
-                    attributes[key] = _clean_attribute_value(value, None)
+            _clean(attributes)
             api_record = LogRecord(
                 timestamp=int(record.created * 1e9),
                 observed_timestamp=time.time_ns(),

@@ -124,3 +124,32 @@ def test_without_kyo_otel_logs_audit_records_go_to_the_applications_own_handlers
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "kyo_otel.audit audit: user.delete user:7 -> success audit"
+
+
+def test_over_otlp_audit_records_arrive_marked_with_their_scope_and_correlation():
+    """The production path (batch queue, OTLP/gRPC to a real receiver): the audit record and an
+    application record of the same request, each with the fields the collector routes on."""
+    from kyo_otel.receiver import OtlpReceiver
+    from tests.support.subprocess_python import run_python
+
+    code = """
+        import logging, os
+        import kyo_otel
+        kyo_otel.configure(environment="production", service_name="audit-otlp", otlp_endpoint=os.environ["ENDPOINT"])
+        with kyo_otel.request_context("req-42", "tenant-9"):
+            kyo_otel.audit("otp.verify", "otp", user_id="+886912345678", tenant_id=None, result="failure",
+                           **{"kyo.attempts": 3, "kyo.reasons": ["expired"]})
+            logging.getLogger("kyo_test.app").warning("verification failed")
+        assert kyo_otel.shutdown()
+    """
+    with OtlpReceiver() as receiver:
+        done = run_python(code, env={"ENDPOINT": receiver.endpoint})
+        assert done.returncode == 0, done.stderr
+    (audit,) = receiver.logs("audit: otp.verify")
+    (application,) = receiver.logs("verification failed")
+    assert audit.scope == AUDIT_LOGGER and audit.attributes[AUDIT_ATTRIBUTE] == AUDIT_VALUE
+    assert audit.attributes["user.id"] == "+886*******78"  # scrubbed on the way out
+    assert audit.attributes["kyo.attempts"] == 3 and list(audit.attributes["kyo.reasons"]) == ["expired"]
+    assert application.scope == "kyo_test.app" and AUDIT_ATTRIBUTE not in application.attributes
+    for record in (audit, application):
+        assert record.attributes["kyo.request.id"] == "req-42" and record.attributes["kyo.tenant.id"] == "tenant-9"
