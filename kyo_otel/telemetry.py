@@ -62,6 +62,7 @@ class Telemetry:
         self.log_handler: logging.Handler | None = None
         self.scrubber: Scrubber | None = None
         self.pid = os.getpid()
+        self.redis_spans: str | None = None  # who makes the Redis spans: "kyo", "contrib", or not us
         self._observed: set[str] = set()
         self._is_shut_down = False
 
@@ -107,6 +108,8 @@ class Telemetry:
             counter.report()  # drops since the last summary, while the log bridge is still attached
         if self.log_handler is not None:
             logging.getLogger().removeHandler(self.log_handler)
+        _uninstrument_redis(self.redis_spans)
+        self.redis_spans = None
         if instruments.recorder() is self.recorder:
             instruments.set_recorder(instruments.NO_RECORDER)
         ms = _ms(bound)
@@ -207,13 +210,7 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
             exporter = ScrubbingSpanExporter(exporter, handle.scrubber)
         handle.tracer_provider = traces.build_tracer_provider(settings, resource, exporter)
         _set_global(trace_api, "_TRACER_PROVIDER", handle.tracer_provider, trace_api.set_tracer_provider)
-        from opentelemetry.instrumentation.redis import RedisInstrumentor
-
-        # Sanitized statements only (``SET ? ?``): keys hold phone numbers, values hold codes.
-        instrumentor = RedisInstrumentor()
-        if instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
-        instrumentor.instrument(tracer_provider=handle.tracer_provider)
+        handle.redis_spans = _instrument_redis(settings, handle.tracer_provider)
 
     kind = settings.exporter("metrics")
     if kind != "none":
@@ -242,6 +239,38 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
         _set_global(logs_api._internal, "_LOGGER_PROVIDER", handle.logger_provider, set_logger_provider)
         handle.log_handler = logs.attach_handler(handle.logger_provider, settings.log_level)
     return handle
+
+
+def _instrument_redis(settings: Settings, tracer_provider: TracerProvider) -> str | None:
+    """Redis client spans, sanitized statements only (``SET ? ?``): keys hold phone numbers,
+    values hold codes. Returns who makes them for this configuration ("kyo", "contrib"), or
+    ``None`` when the contrib instrumentation was already active (a user's or
+    ``opentelemetry-instrument``'s) and is left as it is."""
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    from kyo_otel import redis_spans
+
+    instrumentor = RedisInstrumentor()
+    if settings.instrumentation == "contrib":
+        redis_spans.uninstall()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+        instrumentor.instrument(tracer_provider=tracer_provider)
+        return "contrib"
+    return "kyo" if redis_spans.install(tracer_provider) else None
+
+
+def _uninstrument_redis(installed: str | None) -> None:
+    if installed == "kyo":
+        from kyo_otel import redis_spans
+
+        redis_spans.uninstall()
+    elif installed == "contrib":
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        instrumentor = RedisInstrumentor()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
 
 
 def _set_global(module: Any, attribute: str, provider: Any, setter: Callable[[Any], None]) -> None:

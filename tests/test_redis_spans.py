@@ -1,0 +1,211 @@
+"""Redis client spans: kyo_otel's lean spans are the contrib instrumentation's spans, for less CPU.
+
+``instrumentation="kyo"`` (the default) makes them with ``kyo_otel.redis_spans``;
+``instrumentation="contrib"`` with ``opentelemetry-instrumentation-redis``. The same workload runs
+under each, in a fresh process (instrumentations are process-wide), against the real Redis server
+of the test session, and the spans must be the same.
+"""
+
+from __future__ import annotations
+
+import redis as redis_lib
+import pytest
+
+from kyo_otel.health import RedisHealth
+from tests.support.subprocess_python import last_json_line, run_python
+
+pytestmark = pytest.mark.redis
+
+PHONE_KEY = "otp:+886912345678"
+CODE = "424242"
+
+# Every kind of call the sample app makes, and the failures it meets, inside a parent span.
+WORKLOAD = f"""
+    import json, os
+    import redis
+    import kyo_otel
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    telemetry = kyo_otel.configure(environment="test")
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    other = redis.Redis.from_url(os.environ["REDIS_URL"])  # a concurrent writer
+    key = "{PHONE_KEY}"
+
+    with trace.get_tracer("app").start_as_current_span("POST /otp/send"):
+        client.set(key, "{CODE}", ex=60)
+        client.get(key)
+        pipe = client.pipeline(transaction=False)
+        pipe.incr("rate:" + key)
+        pipe.expire("rate:" + key, 60)
+        pipe.execute()
+        with client.pipeline() as pipe:  # WATCH / MULTI / EXEC, as a verification does
+            pipe.watch(key)
+            pipe.get(key)
+            pipe.multi()
+            pipe.delete(key)
+            pipe.execute()
+        with client.pipeline() as pipe:  # a concurrent change: WatchError, the caller retries
+            pipe.watch(key)
+            other.set(key, "{CODE}")
+            pipe.multi()
+            pipe.get(key)
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                pass
+        try:
+            client.lpush(key, "{CODE}")  # WRONGTYPE: the key holds a string
+        except redis.ResponseError:
+            pass
+        pipe = client.pipeline()
+        pipe.hset(key, "attempts", 1)  # WRONGTYPE inside a transaction
+        try:
+            pipe.execute()
+        except redis.ResponseError:
+            pass
+        with suppress_instrumentation():
+            client.ping()  # the health check's PING: no span
+
+    spans = sorted(telemetry.memory.spans.get_finished_spans(), key=lambda s: s.start_time)
+    index = {{s.context.span_id: i for i, s in enumerate(spans)}}
+    print(json.dumps([
+        {{
+            "name": s.name,
+            "kind": s.kind.name,
+            "parent": index.get(s.parent.span_id) if s.parent else None,
+            "attributes": dict(s.attributes),
+            "status": [s.status.status_code.name, s.status.description],
+            "events": [[e.name, {{k: v for k, v in e.attributes.items() if k != "exception.stacktrace"}}] for e in s.events],
+            "scope": s.instrumentation_scope.name,
+        }}
+        for s in spans
+    ]))
+"""
+
+
+def spans_under(instrumentation: str, redis_server) -> list[dict]:
+    result = run_python(WORKLOAD, env={"REDIS_URL": redis_server.url, "KYO_OTEL_INSTRUMENTATION": instrumentation})
+    return last_json_line(result)
+
+
+def test_kyo_spans_are_the_contrib_spans(redis_server, redis_client):
+    contrib = spans_under("contrib", redis_server)
+    redis_client.flushdb()
+    kyo = spans_under("kyo", redis_server)
+
+    assert [s["name"] for s in kyo] == [
+        "POST /otp/send", "SET", "GET", "INCRBY EXPIRE", "WATCH", "GET", "DEL", "WATCH", "SET", "GET", "LPUSH", "HSET",
+    ]
+    assert {s["scope"] for s in kyo[1:]} == {"kyo_otel.redis_spans"}
+    assert {s["scope"] for s in contrib[1:]} == {"opentelemetry.instrumentation.redis"}
+    for ours, theirs in zip(kyo, contrib, strict=True):
+        del ours["scope"], theirs["scope"]
+        assert ours == theirs
+
+    request, set_, get, pipeline, watch, *_, lpush, transaction = kyo
+    assert set_ == {
+        "name": "SET",
+        "kind": "CLIENT",
+        "parent": 0,
+        "attributes": {
+            "db.statement": "SET ? ? ? ?",
+            "db.redis.args_length": 5,
+            "db.system": "redis",
+            "db.redis.database_index": 0,
+            "server.address": "127.0.0.1",
+            "server.port": redis_server.port,
+            "network.transport": "tcp",
+        },
+        "status": ["UNSET", None],
+        "events": [],
+    }
+    assert pipeline["attributes"]["db.statement"] == "INCRBY ? ?\nEXPIRE ? ?"
+    assert pipeline["attributes"]["db.redis.pipeline_length"] == 2
+    assert kyo[9]["status"] == ["UNSET", None], "a WatchError is the caller's retry, not an error"
+    assert lpush["status"][0] == transaction["status"][0] == "ERROR"
+    assert lpush["events"] == [["exception", {
+        "exception.type": "redis.exceptions.ResponseError",
+        "exception.message": "WRONGTYPE Operation against a key holding the wrong kind of value",
+        "exception.escaped": "False",
+    }]]
+
+
+def test_no_key_or_value_reaches_a_redis_span(redis_client, kyo_telemetry):  # FLUSHDB before the capture
+    phone_key, rate_key = PHONE_KEY, "rate:+886912345678"
+    redis_client.set(phone_key, CODE, ex=60)
+    redis_client.get(phone_key)
+    with redis_client.pipeline() as pipe:
+        pipe.watch(phone_key)
+        pipe.hmget(rate_key, ["hash", "attempts"])
+        pipe.multi()
+        pipe.hset(rate_key, mapping={"hash": CODE, "attempts": 0})
+        pipe.execute()
+    redis_client.set(rate_key + ":text", CODE + "x")
+    with pytest.raises(redis_lib.ResponseError):
+        redis_client.incr(rate_key + ":text")  # not an integer: an error span, still no value
+
+    spans = kyo_telemetry.spans()
+    assert [s.name for s in spans] == ["SET", "GET", "WATCH", "HMGET", "HSET", "SET", "INCRBY"]
+    for span in spans:
+        recorded = repr(dict(span.attributes)) + repr([dict(e.attributes) for e in span.events]) + span.name
+        for secret in ("+886912345678", CODE, "hash", "attempts"):
+            assert secret not in recorded, (span.name, recorded)
+
+
+def test_the_health_check_ping_makes_no_span(redis_client, kyo_telemetry):
+    health = RedisHealth(redis_client)
+    assert health.check()["healthy"]
+    redis_client.ping()
+    assert [s.name for s in kyo_telemetry.spans()] == ["PING"]
+
+
+# The contrib instrumentation may be active before kyo_otel is configured (the user's code, or
+# ``opentelemetry-instrument`` without the kyo distro) or after: a command still gets one span.
+ONE_SPAN_EACH = """
+    import json, os
+    import redis
+    import kyo_otel
+    from kyo_otel import redis_spans
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    original = redis.Redis.execute_command
+    report = {}
+
+    def scopes(telemetry):
+        client.ping()
+        names = [s.instrumentation_scope.name for s in telemetry.memory.spans.get_finished_spans()]
+        telemetry.memory.spans.clear()
+        return names
+
+    RedisInstrumentor().instrument()  # contrib first: kyo_otel leaves it alone
+    telemetry = kyo_otel.configure(environment="test")
+    report["contrib first"] = scopes(telemetry)
+    kyo_otel.shutdown()
+    report["still instrumented after shutdown"] = RedisInstrumentor().is_instrumented_by_opentelemetry
+    RedisInstrumentor().uninstrument()
+
+    telemetry = kyo_otel.configure(environment="test")
+    redis_spans.install(telemetry.tracer_provider)  # again: no second wrapper
+    report["kyo"] = scopes(telemetry)
+    RedisInstrumentor().instrument(tracer_provider=telemetry.tracer_provider)  # contrib after kyo_otel
+    report["contrib after"] = scopes(telemetry)
+    RedisInstrumentor().uninstrument()
+    report["kyo again"] = scopes(telemetry)
+    kyo_otel.shutdown()
+    report["restored after shutdown"] = redis.Redis.execute_command is original
+    print(json.dumps(report))
+"""
+
+
+def test_a_command_gets_one_span_whoever_instrumented_first(redis_server):
+    report = last_json_line(run_python(ONE_SPAN_EACH, env={"REDIS_URL": redis_server.url}))
+    assert report == {
+        "contrib first": ["opentelemetry.instrumentation.redis"],
+        "still instrumented after shutdown": True,
+        "kyo": ["kyo_otel.redis_spans"],
+        "contrib after": ["opentelemetry.instrumentation.redis"],
+        "kyo again": ["kyo_otel.redis_spans"],
+        "restored after shutdown": True,
+    }
