@@ -97,7 +97,8 @@ def make_app(variant: str, redis_url: str, otlp_endpoint: str) -> tuple[Any, Cap
     produced so far are exported (metrics keep their own export interval)."""
     import redis as redis_lib
 
-    # For finding where the time goes: "kyo,logs_exporter=none" passes settings to configure();
+    # For finding where the time goes: "kyo,logs_exporter=none" (or "kyo,instrumentation=contrib")
+    # passes settings to configure();
     # "kyo,-flask" / "kyo,-redis" then remove that instrumentation again.
     variant, *options = variant.split(",")
     overrides = dict(option.split("=", 1) for option in options if "=" in option)
@@ -117,10 +118,14 @@ def make_app(variant: str, redis_url: str, otlp_endpoint: str) -> tuple[Any, Cap
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
         FlaskInstrumentor.uninstrument_app(app)
-    if "redis" in removed:
+    if "redis" in removed:  # whoever makes the Redis spans: contrib, or kyo_otel's lean ones
         from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-        RedisInstrumentor().uninstrument()
+        from kyo_otel import redis_spans
+
+        if RedisInstrumentor().is_instrumented_by_opentelemetry:
+            RedisInstrumentor().uninstrument()
+        redis_spans.uninstall()
 
     def flush() -> None:
         for provider in providers:
