@@ -52,6 +52,7 @@ _SIGNALS = (_OpenTelemetryStabilitySignalType.DATABASE, _OpenTelemetryStabilityS
 _STATEMENT_LIMIT = 1000  # contrib's: longer sanitized statements end with "..."
 _CLIENT = SpanKind.CLIENT
 _ERROR = StatusCode.ERROR
+_SEARCH_NAMES = {"FT.SEARCH": "redis.search", "FT.CREATE": "redis.create_index"}  # contrib's names
 
 
 class _State:
@@ -67,8 +68,7 @@ _state = _State()
 _contrib = RedisInstrumentor()  # a singleton: its flag says whether contrib instruments redis
 _lock = threading.Lock()
 _CACHE_ATTRIBUTE = "_kyo_otel_span_attributes"
-# (class, method name, wrapper factory); the originals are kept while installed.
-_originals: dict[tuple[type, str], Any] = {}
+_originals: dict[tuple[type, str], Any] = {}  # (class, method name) -> the method we replaced
 
 
 def is_installed() -> bool:
@@ -155,7 +155,7 @@ def _sanitized(args: tuple[Any, ...]) -> str:
 def _command_span(instance: Any, args: tuple[Any, ...]) -> tuple[str, dict[str, Any]]:
     command = args[0] if args else None
     if command:
-        name = "redis.search" if command == "FT.SEARCH" else "redis.create_index" if command == "FT.CREATE" else str(command)
+        name = _SEARCH_NAMES.get(command, command) if isinstance(command, str) else str(command)
     else:
         database = instance.connection_pool.connection_kwargs.get("db")
         name = str(0 if database is None else database)

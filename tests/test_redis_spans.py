@@ -21,8 +21,8 @@ CODE = "424242"
 
 # Every kind of call the sample app makes, and the failures it meets, inside a parent span.
 WORKLOAD = f"""
-    import json, os
-    import redis
+    import asyncio, json, os
+    import redis, redis.asyncio
     import kyo_otel
     from opentelemetry import trace
     from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -31,6 +31,13 @@ WORKLOAD = f"""
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     other = redis.Redis.from_url(os.environ["REDIS_URL"])  # a concurrent writer
     key = "{PHONE_KEY}"
+
+    async def async_calls():  # the asyncio client: a command and a transaction
+        client = redis.asyncio.Redis.from_url(os.environ["REDIS_URL"])
+        await client.get(key)
+        async with client.pipeline() as pipe:
+            await pipe.set(key, "{CODE}").get(key).execute()
+        await client.aclose()
 
     with trace.get_tracer("app").start_as_current_span("POST /otp/send"):
         client.set(key, "{CODE}", ex=60)
@@ -66,6 +73,8 @@ WORKLOAD = f"""
             pass
         with suppress_instrumentation():
             client.ping()  # the health check's PING: no span
+        asyncio.run(async_calls())
+
 
     spans = sorted(telemetry.memory.spans.get_finished_spans(), key=lambda s: s.start_time)
     index = {{s.context.span_id: i for i, s in enumerate(spans)}}
@@ -96,6 +105,7 @@ def test_kyo_spans_are_the_contrib_spans(redis_server, redis_client):
 
     assert [s["name"] for s in kyo] == [
         "POST /otp/send", "SET", "GET", "INCRBY EXPIRE", "WATCH", "GET", "DEL", "WATCH", "SET", "GET", "LPUSH", "HSET",
+        "GET", "SET GET",
     ]
     assert {s["scope"] for s in kyo[1:]} == {"kyo_otel.redis_spans"}
     assert {s["scope"] for s in contrib[1:]} == {"opentelemetry.instrumentation.redis"}
@@ -103,7 +113,7 @@ def test_kyo_spans_are_the_contrib_spans(redis_server, redis_client):
         del ours["scope"], theirs["scope"]
         assert ours == theirs
 
-    request, set_, get, pipeline, watch, *_, lpush, transaction = kyo
+    request, set_, get, pipeline, watch, *_, lpush, transaction, async_get, async_transaction = kyo
     assert set_ == {
         "name": "SET",
         "kind": "CLIENT",
@@ -122,6 +132,8 @@ def test_kyo_spans_are_the_contrib_spans(redis_server, redis_client):
     }
     assert pipeline["attributes"]["db.statement"] == "INCRBY ? ?\nEXPIRE ? ?"
     assert pipeline["attributes"]["db.redis.pipeline_length"] == 2
+    assert async_get["parent"] == async_transaction["parent"] == 0
+    assert async_transaction["attributes"]["db.redis.pipeline_length"] == 2
     assert kyo[9]["status"] == ["UNSET", None], "a WatchError is the caller's retry, not an error"
     assert lpush["status"][0] == transaction["status"][0] == "ERROR"
     assert lpush["events"] == [["exception", {
