@@ -7,9 +7,9 @@ connection pool and all attributes handed to ``start_span`` at once: about 20-25
 command or pipeline (a quarter of contrib's cost). What is left is the SDK span itself and its
 export (``benchmarks/overhead.py --compare kyo kyo,instrumentation=contrib kyo,-redis``).
 
-Covered: ``redis.Redis`` and ``redis.asyncio.Redis`` commands, their pipelines and transactions
-(``execute``, and the commands a WATCHing pipeline runs at once). Cluster clients are not: use
-``instrumentation="contrib"`` for them.
+Covered: ``redis.Redis``, ``redis.cluster.RedisCluster`` and ``redis.asyncio.Redis`` commands,
+their pipelines and transactions (``execute``, and the commands a WATCHing pipeline runs at
+once). The asyncio cluster client is not: use ``instrumentation="contrib"`` for it.
 
 Statements are sanitized as contrib does (``SET ? ? ? ?``): no key or value is ever recorded.
 For RediSearch commands contrib also records the query and the documents found; these spans keep
@@ -30,6 +30,7 @@ from typing import Any
 import redis
 import redis.asyncio.client
 import redis.client
+import redis.cluster
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.instrumentation._semconv import (
@@ -170,15 +171,24 @@ def _command_span(instance: Any, args: tuple[Any, ...]) -> tuple[str, dict[str, 
     return name, attributes
 
 
+def _queued(instance: Any) -> Any:
+    """The pipeline's queued commands: ``command_stack``, or a cluster pipeline's queue."""
+    strategy = getattr(instance, "_execution_strategy", None)  # redis-py 6+ cluster pipelines
+    if strategy is not None:
+        queue = getattr(strategy, "command_queue", None)
+        return queue if queue is not None else strategy._command_queue
+    return instance.command_stack
+
+
 def _pipeline_span(instance: Any, _: Any = None) -> tuple[str, dict[str, Any]]:
     try:
-        stack = instance.command_stack
-        statement = "\n".join([_sanitized(args) for args, _ in stack])
-        name = " ".join([str(args[0]) for args, _ in stack])
+        queued = [command.args if hasattr(command, "args") else command[0] for command in _queued(instance)]
+        statement = "\n".join([_sanitized(args) for args in queued])
+        name = " ".join([str(args[0]) for args in queued])
     except (AttributeError, IndexError, TypeError, ValueError):
-        stack, statement, name = [], "", ""
+        queued, statement, name = [], "", ""
     attributes = {key: statement for key in _state.statement_keys}
-    attributes["db.redis.pipeline_length"] = len(stack)
+    attributes["db.redis.pipeline_length"] = len(queued)
     attributes.update(_connection_attributes(instance))
     return name or "redis", attributes
 
@@ -302,6 +312,8 @@ _TARGETS: tuple[tuple[type, str, Callable[[Any], Callable[..., Any]]], ...] = (
     (redis.client.Redis, "execute_command", _command),
     (redis.client.Pipeline, "execute", _pipeline),
     (redis.client.Pipeline, "immediate_execute_command", _command),
+    (redis.cluster.RedisCluster, "execute_command", _command),
+    (redis.cluster.ClusterPipeline, "execute", _pipeline),
     (redis.asyncio.client.Redis, "execute_command", _async_command),
     (redis.asyncio.client.Pipeline, "execute", _async_pipeline),
     (redis.asyncio.client.Pipeline, "immediate_execute_command", _async_command),

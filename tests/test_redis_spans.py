@@ -12,6 +12,7 @@ import redis as redis_lib
 import pytest
 
 from kyo_otel.health import RedisHealth
+from tests.support.redis_server import RedisServer
 from tests.support.subprocess_python import last_json_line, run_python
 
 pytestmark = pytest.mark.redis
@@ -141,6 +142,44 @@ def test_kyo_spans_are_the_contrib_spans(redis_server, redis_client):
         "exception.message": "WRONGTYPE Operation against a key holding the wrong kind of value",
         "exception.escaped": "False",
     }]]
+
+
+CLUSTER_WORKLOAD = f"""
+    import json, os
+    import redis, redis.cluster
+    import kyo_otel
+
+    telemetry = kyo_otel.configure(environment="test")
+    client = redis.cluster.RedisCluster(host="127.0.0.1", port=int(os.environ["REDIS_PORT"]))
+    client.set("{PHONE_KEY}", "{CODE}", ex=60)
+    client.get("{PHONE_KEY}")
+    pipe = client.pipeline()
+    pipe.set("{PHONE_KEY}", "{CODE}")
+    pipe.get("{PHONE_KEY}")
+    pipe.execute()
+    try:
+        client.lpush("{PHONE_KEY}", "{CODE}")
+    except redis.ResponseError:
+        pass
+    print(json.dumps([
+        [s.name, s.kind.name, dict(s.attributes), s.status.status_code.name, [e.name for e in s.events]]
+        for s in telemetry.memory.spans.get_finished_spans()
+    ]))
+"""
+
+
+def test_cluster_client_spans_are_the_contrib_spans():
+    with RedisServer(cluster=True) as cluster:
+        spans = {
+            instrumentation: last_json_line(run_python(CLUSTER_WORKLOAD, env={
+                "REDIS_PORT": str(cluster.port), "KYO_OTEL_INSTRUMENTATION": instrumentation,
+            }))
+            for instrumentation in ("contrib", "kyo")
+        }
+    assert spans["kyo"] == spans["contrib"]
+    assert [name for name, *_ in spans["kyo"]][-4:] == ["SET", "GET", "SET GET", "LPUSH"]
+    assert spans["kyo"][-2][2] == {"db.statement": "SET ? ?\nGET ?", "db.redis.pipeline_length": 2}
+    assert spans["kyo"][-1][3:] == ["ERROR", ["exception"]]
 
 
 def test_no_key_or_value_reaches_a_redis_span(redis_client, kyo_telemetry):  # FLUSHDB before the capture
