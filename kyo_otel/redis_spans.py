@@ -76,10 +76,6 @@ _CACHE_ATTRIBUTE = "_kyo_otel_span_attributes"
 _originals: dict[tuple[type, str], Any] = {}  # (class, method name) -> the method we replaced
 
 
-def is_installed() -> bool:
-    return _state.tracer is not None
-
-
 def install(tracer_provider: TracerProvider | None = None) -> bool:
     """Wrap redis-py's client classes (once); ``False`` when contrib instruments redis instead.
 
