@@ -106,7 +106,10 @@ class _WireEncoder:
 
     def _attribute_fields(self, tag: bytes, attributes: Any) -> list[bytes]:
         out = []
-        for key, value in attributes.items():
+        # A span's attributes are a read-only view of the SDK's BoundedAttributes, which iterates
+        # through the Mapping protocol in Python; copy() of either is one dict copy in C.
+        plain = attributes.copy() if hasattr(attributes, "copy") else attributes
+        for key, value in plain.items():
             try:
                 out.append(tag + self._key_value(key, value))
             except Exception:  # the SDK encoder logs and skips such a value too
