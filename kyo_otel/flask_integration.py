@@ -1,5 +1,6 @@
-"""Flask integration: request spans from opentelemetry-instrumentation-flask, request metrics and
-a reusable ``/health`` endpoint from kyo_otel.
+"""Flask integration: request spans (kyo_otel's lean server span, ``kyo_otel.flask_spans``, or
+opentelemetry-instrumentation-flask with ``instrumentation="contrib"``), request metrics and a
+reusable ``/health`` endpoint from kyo_otel.
 
 Request metrics are keyed by the route template (``/otp/verify``), never the raw URL: requests
 that match no route share the one value ``(unmatched)``, so a scanner probing a thousand paths
@@ -9,13 +10,14 @@ adds no series. The instrumentation's own metrics are off (see ``kyo_otel.catalo
 from __future__ import annotations
 
 import re
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import SpanKind
 
-from kyo_otel import catalog, context
+from kyo_otel import catalog, context, flask_spans
 from kyo_otel.health import ActiveTenants, RedisHealth
 from kyo_otel.instruments import recorder
 
@@ -125,6 +127,17 @@ class _AttributesSetAfterStart:
         return getattr(self._tracer, name)
 
 
+def _instrumented_by_contrib(app: Flask) -> bool:
+    """An app opentelemetry-instrumentation-flask already gives a server span: instrumented with
+    ``FlaskInstrumentor().instrument_app(app)``, or created after ``FlaskInstrumentor().instrument()``
+    (whose Flask subclass marks the app only after ``Flask.__init__``, from where the kyo distro
+    calls ``instrument_app``)."""
+    if getattr(app, "_is_instrumented_by_opentelemetry", False):
+        return True
+    contrib = sys.modules.get("opentelemetry.instrumentation.flask")
+    return contrib is not None and isinstance(app, getattr(contrib, "_InstrumentedFlask", ()))
+
+
 def _install_health(app: Flask, path: str, health: RedisHealth | None) -> None:
     from flask import jsonify
 
@@ -167,7 +180,10 @@ def instrument_app(
         _install_health(app, health_path, health)
     if not telemetry.providers:
         return app  # OTEL_SDK_DISABLED or profile none: no per-request work at all
-    if telemetry.tracer_provider is not None:
+    if telemetry.tracer_provider is not None and settings.instrumentation == "kyo":
+        if not _instrumented_by_contrib(app):
+            flask_spans.instrument(app, telemetry.tracer_provider, settings.excluded_urls)
+    elif telemetry.tracer_provider is not None:
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
         FlaskInstrumentor.instrument_app(
