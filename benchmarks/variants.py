@@ -99,7 +99,7 @@ def make_app(variant: str, redis_url: str, otlp_endpoint: str) -> tuple[Any, Cap
 
     # For finding where the time goes: "kyo,logs_exporter=none" (or "kyo,instrumentation=contrib")
     # passes settings to configure();
-    # "kyo,-flask" / "kyo,-redis" then remove that instrumentation again.
+    # "kyo,-flask" / "kyo,-redis" then remove that instrumentation again, whoever makes the spans.
     variant, *options = variant.split(",")
     overrides = dict(option.split("=", 1) for option in options if "=" in option)
     removed = {option[1:] for option in options if option.startswith("-")}
@@ -117,7 +117,10 @@ def make_app(variant: str, redis_url: str, otlp_endpoint: str) -> tuple[Any, Cap
     if "flask" in removed:
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
-        FlaskInstrumentor.uninstrument_app(app)
+        from kyo_otel import flask_spans
+
+        if not flask_spans.uninstrument(app):  # kyo_otel's server span, else the contrib one
+            FlaskInstrumentor.uninstrument_app(app)
     if "redis" in removed:  # whoever makes the Redis spans: contrib, or kyo_otel's lean ones
         from opentelemetry.instrumentation.redis import RedisInstrumentor
 

@@ -35,8 +35,6 @@ SCOPE = "kyo_otel.flask"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.21.0"
 """The semantic conventions of the attributes (stable HTTP), as the contrib instrumentation says."""
 
-_SPAN = "kyo_otel.server_span"
-_RECORDED = "kyo_otel.recorded_exception"
 _ORIGINAL = "_kyo_otel_original_wsgi_app"
 
 # Responses whose body is complete when the application returns: the span ends then rather
@@ -131,14 +129,25 @@ def _route(environ: Any) -> str | None:
     return rule.rule if rule is not None else None
 
 
-def _name_and_route(span: Any, environ: Any, method: str) -> None:
-    """``GET /orders/<int:order_id>``; a request that matched no route is named by its method
-    only: a raw path could carry a phone number, and every distinct name would be a new operation
-    in the trace backend."""
+def _add_route(span: Any, environ: Any, method: str, attributes: dict[str, Any]) -> None:
+    """``GET /orders/<int:order_id>`` and its ``http.route``; a request that matched no route keeps
+    its method as its name: a raw path could carry a phone number, and every distinct name would
+    be a new operation in the trace backend."""
     route = _route(environ)
     if route is not None:
+        attributes["http.route"] = route
         span.update_name(f"{'HTTP' if method == '_OTHER' else method} {route}")
-        span.set_attribute("http.route", route)
+
+
+def _body_is_complete(status: str, method: str, headers: list[tuple[str, str]]) -> bool:
+    """Whether the response body is complete once the application returns (a known length, or no
+    body): streamed bodies (no length) end their span at close()."""
+    if method == "HEAD" or status[:3] in _NO_BODY_STATUS:
+        return True
+    for name, _ in headers:
+        if name in _CONTENT_LENGTH:
+            return True
+    return False
 
 
 class _EndOnClose:
@@ -163,17 +172,25 @@ class _EndOnClose:
 
 
 def _record_exception(sender: Any, exception: BaseException, **_: Any) -> None:
-    """Flask's ``got_request_exception``: an exception no error handler took. It is sent only
-    then, so it costs nothing to the requests that succeed."""
+    """Flask's ``got_request_exception``: an exception no error handler took, recorded on the
+    server span (current while Flask handles the request). Sent only then, it costs nothing to
+    the requests that succeed."""
     from flask import request
 
-    environ = request.environ
-    span = environ.get(_SPAN)
-    if span is None or not span.is_recording():
-        return
-    environ[_RECORDED] = exception
-    span.record_exception(exception)
-    span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+    span = get_current_span()
+    if span.is_recording():
+        span.record_exception(exception)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+        # Named now: an exception Flask propagates leaves no response, and the request is gone
+        # by the time it reaches the WSGI wrapper.
+        environ = request.environ
+        route: dict[str, Any] = {}
+        _add_route(span, environ, _method(environ), route)
+        span.set_attributes(route)
+
+
+def _recorded(span: Any, exception: BaseException) -> bool:
+    return any(event.name == "exception" for event in getattr(span, "events", ()))
 
 
 def instrument(app: Flask, tracer_provider: Any, excluded_paths: Iterable[str] = ()) -> None:
@@ -208,37 +225,37 @@ def instrument(app: Flask, tracer_provider: Any, excluded_paths: Iterable[str] =
             parent = context_api.get_current()
             kind = internal
         span = start_span("HTTP" if method == "_OTHER" else method, parent, kind, request_attributes(environ, method))
-        environ[_SPAN] = span
         token = attach(set_span_in_context(span, parent))
         complete = False
 
         def start_response_seen(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
             nonlocal complete
-            code = status[:3]
-            try:
-                attributes: dict[str, Any] = {"http.response.status_code": int(code)}
-            except ValueError:
-                attributes = {"error.type": status}
-                span.set_status(error)
-            else:
-                if code[0] == "5":
-                    attributes["error.type"] = code
-                    if _RECORDED not in environ:
-                        span.set_status(error)
-            span.set_attributes(attributes)
-            _name_and_route(span, environ, method)
-            complete = code in _NO_BODY_STATUS or method == "HEAD" or any(n in _CONTENT_LENGTH for n, _ in headers)
+            complete = _body_is_complete(status, method, headers)
+            if span.is_recording():
+                code = status[:3]
+                try:
+                    attributes: dict[str, Any] = {"http.response.status_code": int(code)}
+                except ValueError:
+                    attributes = {"error.type": status}
+                    span.set_status(error)
+                else:
+                    if code[0] == "5":
+                        attributes["error.type"] = code
+                        if span.status.status_code is not StatusCode.ERROR:  # else it names the exception
+                            span.set_status(error)
+                _add_route(span, environ, method, attributes)
+                span.set_attributes(attributes)
             return start_response(status, headers, *exc_info)
 
         try:
             body = wsgi_app(environ, start_response_seen)
         except BaseException as exc:
-            if environ.get(_RECORDED) is not exc:
+            if not _recorded(span, exc):
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            if "http.response.status_code" not in getattr(span, "attributes", {}):
-                span.set_attribute("error.type", type(exc).__qualname__)
-                _name_and_route(span, environ, method)
+            attributes = getattr(span, "attributes", None)
+            if attributes is not None and "http.response.status_code" not in attributes:
+                span.set_attribute("error.type", type(exc).__qualname__)  # no response: the exception says why
             span.end()
             raise
         finally:

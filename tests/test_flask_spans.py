@@ -1,0 +1,188 @@
+"""kyo_otel's own Flask server span (``instrumentation="kyo"``, the default): the same spans as
+opentelemetry-instrumentation-flask (``instrumentation="contrib"``), request for request."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask import Flask, Response, abort
+from opentelemetry import trace
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+import kyo_otel
+from tests.support.subprocess_python import last_json_line, run_python
+
+CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+# A shop with a Redis-backed route, run in a fresh process per instrumentation: each configures
+# the memory profile once, sends the same requests, and prints its snapshot (ids and times
+# renumbered, ports and request ids as placeholders).
+SHOP = """
+import json, logging, sys
+import redis
+from flask import Flask, abort
+from kyo_otel.testing import capture
+import kyo_otel
+
+captured = capture(instrumentation=sys.argv[1])
+client = redis.Redis.from_url(sys.argv[2])
+app = Flask("shop")
+log = logging.getLogger("shop.orders")
+
+@app.get("/orders/<int:order_id>")
+def order(order_id):
+    client.set(f"order:{order_id}", "paid")
+    log.warning("order %s looked up", order_id)
+    return {"id": order_id}
+
+@app.post("/orders/<int:order_id>/refund")
+def refund(order_id):
+    abort(409)
+
+@app.get("/boom")
+def boom():
+    raise RuntimeError("kaboom")
+
+kyo_otel.instrument_app(app, redis=client)
+web = app.test_client()
+web.get("/orders/7?expand=items", headers={"traceparent": sys.argv[3], "X-Tenant-Id": "acme"})
+web.get("/no/such/path")
+web.delete("/orders/7")
+web.open("/orders/7", method="PURGE")
+web.post("/orders/7/refund")
+web.get("/boom")
+web.get("/health")
+print(json.dumps(captured.snapshot()))
+"""
+
+
+def shop_snapshot(instrumentation: str, redis_url: str) -> list[dict]:
+    snippet = SHOP.replace("sys.argv[1]", repr(instrumentation)).replace("sys.argv[2]", repr(redis_url))
+    return last_json_line(run_python(snippet.replace("sys.argv[3]", repr(CALLER))))
+
+
+def comparable(entry: dict) -> dict:
+    """The server spans whole; of the others (Redis spans, logs: their own modules' business)
+    only where they sit in the trace."""
+    if entry.get("kind") == "SERVER" or "log" in entry:
+        return entry
+    return {key: entry[key] for key in ("kind", "trace_id", "parent_id")}
+
+
+def test_the_kyo_server_span_is_the_contrib_one_for_the_same_requests(redis_server):
+    kyo = shop_snapshot("kyo", redis_server.url)
+    contrib = shop_snapshot("contrib", redis_server.url)
+
+    assert [comparable(e) for e in kyo] == [comparable(e) for e in contrib]
+    servers = [e for e in kyo if e.get("kind") == "SERVER"]
+    assert [s["span"] for s in servers] == [
+        "GET /orders/<int:order_id>", "GET", "DELETE", "HTTP", "POST /orders/<int:order_id>/refund", "GET /boom",
+    ]  # no span for /health (excluded)
+    looked_up, unmatched, _, purge, refused, boom = (s["attributes"] for s in servers)
+    assert looked_up["url.query"] == "expand=items" and looked_up["kyo.tenant.id"] == "acme"
+    assert looked_up["http.route"] == "/orders/<int:order_id>" and "http.route" not in unmatched
+    assert (purge["http.request.method"], purge["http.request.method_original"]) == ("_OTHER", "PURGE")
+    assert refused["http.response.status_code"] == 409 and servers[4]["status"] == "UNSET"
+    assert (boom["http.response.status_code"], boom["error.type"], servers[5]["status"]) == (500, "500", "ERROR")
+    assert [e["attributes"]["exception.type"] for e in servers[5]["events"]] == ["RuntimeError"]
+    # The caller's trace continues; the Redis span and the log record are inside the request's span.
+    first = servers[0]
+    redis_span, record = (e for e in kyo if e.get("parent_id") == first["span_id"] or e.get("span_id") == first["span_id"]
+                          if e is not first)
+    assert first["parent_id"] is not None and redis_span["trace_id"] == first["trace_id"]
+    assert record["log"] == "order 7 looked up" and record["span_id"] == first["span_id"]
+
+
+@pytest.fixture
+def shop():
+    app = Flask("shop")
+
+    @app.get("/orders/<int:order_id>")
+    def order(order_id):
+        logging.getLogger("shop.orders").warning("order %s looked up", order_id)
+        return {"id": order_id}
+
+    @app.get("/orders/export")
+    def export():
+        return Response(f"{n}\n" for n in range(3))
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("kaboom")
+
+    return app
+
+
+def test_the_caller_trace_continues_and_logs_carry_the_span(kyo_telemetry, shop):
+    kyo_otel.instrument_app(shop)
+    shop.test_client().get("/orders/7", headers={"traceparent": CALLER, "X-Request-Id": "req-7"})
+
+    span = kyo_telemetry.span("GET /orders/<int:order_id>")
+    assert span.kind is trace.SpanKind.SERVER and span.instrumentation_scope.name == "kyo_otel.flask"
+    assert (span.context.trace_id, span.parent.span_id) == (0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7)
+    assert span.attributes["kyo.request.id"] == "req-7"
+    (record,) = kyo_telemetry.logs(contains="looked up")
+    assert (record.trace_id, record.span_id) == (span.context.trace_id, span.context.span_id)
+    assert trace.get_current_span() is trace.INVALID_SPAN  # detached once the request is done
+
+
+def test_a_streamed_body_ends_its_span_when_the_server_closes_it(kyo_telemetry, shop):
+    kyo_otel.instrument_app(shop)
+    response = shop.test_client().get("/orders/export")
+    assert response.get_data() == b"0\n1\n2\n"
+    assert kyo_telemetry.spans("GET /orders/export") == []  # still sending
+
+    response.close()
+    assert kyo_telemetry.span("GET /orders/export").attributes["http.response.status_code"] == 200
+
+
+def test_an_exception_the_app_propagates_is_recorded_once(kyo_telemetry, shop):
+    shop.testing = True  # Flask re-raises instead of answering 500
+    kyo_otel.instrument_app(shop)
+    with pytest.raises(RuntimeError, match="kaboom"):
+        shop.test_client().get("/boom")
+
+    span = kyo_telemetry.span("GET /boom")
+    assert [e.attributes["exception.type"] for e in span.events] == ["RuntimeError"]
+    assert (span.status.status_code, span.status.description) == (trace.StatusCode.ERROR, "RuntimeError: kaboom")
+    assert span.attributes["error.type"] == "RuntimeError"  # no response, so no status code
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_an_app_the_contrib_instrumentation_already_spans_gets_no_second_span(kyo_telemetry, shop):
+    FlaskInstrumentor.instrument_app(shop, tracer_provider=kyo_telemetry.handle.tracer_provider)
+    kyo_otel.instrument_app(shop)
+    shop.test_client().get("/orders/7")
+
+    assert [s.instrumentation_scope.name for s in kyo_telemetry.spans()] == ["opentelemetry.instrumentation.flask"]
+
+
+def test_the_contrib_instrumentation_adds_no_second_span_to_a_kyo_app(kyo_telemetry, shop, caplog):
+    kyo_otel.instrument_app(shop)
+    FlaskInstrumentor.instrument_app(shop, tracer_provider=kyo_telemetry.handle.tracer_provider)
+    shop.test_client().get("/orders/7")
+
+    assert [s.instrumentation_scope.name for s in kyo_telemetry.spans()] == ["kyo_otel.flask"]
+
+
+def test_zero_code_instrumentation_of_an_app_created_by_the_contrib_flask_subclass():
+    # FlaskInstrumentor().instrument() replaces flask.Flask with a subclass that adds its own
+    # span after Flask.__init__, from where the kyo distro instruments every new app.
+    report = last_json_line(run_python("""
+        import json
+        import flask
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+        import kyo_otel
+        from kyo_otel.distro import instrument_every_flask_app
+
+        handle = kyo_otel.configure(environment="test")
+        FlaskInstrumentor().instrument(tracer_provider=handle.tracer_provider)
+        instrument_every_flask_app()
+        app = flask.Flask("zero_code")
+        app.add_url_rule("/work", "work", lambda: {"ok": True})
+        app.test_client().get("/work", headers={"X-Request-Id": "req-1"})
+        spans = handle.memory.spans.get_finished_spans()
+        print(json.dumps([[s.name, s.instrumentation_scope.name] for s in spans]))
+    """))
+    assert report == [["GET /work", "opentelemetry.instrumentation.flask"]]
