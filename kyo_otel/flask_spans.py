@@ -1,20 +1,22 @@
 """kyo_otel's own server span for Flask apps: the span opentelemetry-instrumentation-flask makes
-(same name, kind and stable HTTP semantic-convention attributes), at a fraction of its cost.
+(same name, kind, stable HTTP semantic-convention attributes, status and exception event), for
+less than half its cost.
 
-Measured on the sample app's ``/otp/send`` (``benchmarks/overhead.py``), the contrib
-instrumentation's span cost about 350 microseconds a request, a raw SDK span about 30: most of
-the difference is attribute dictionaries built and cleaned twice, the span name computed by
-regex-free but repeated lookups, several Flask hooks and the activation context manager. Here
-one WSGI wrapper does it all: it reads the environ once, starts the span with its attributes,
-keeps it current while Flask handles the request (so kyo_otel's request hooks, log records and
-Redis spans see it), adds the route and status when the response starts, and ends the span when
-the request is done (a streamed body: when the server closes it).
+On the sample app's ``/otp/send`` (``benchmarks/overhead.py``) the contrib instrumentation's span
+cost about 350 microseconds a request: it collects the request attributes twice, sets them twice,
+computes a server span and a metrics view of each, and runs two Flask hooks and a context manager
+around them. Here one WSGI wrapper reads the environ once, starts the span with its attributes,
+keeps it current while Flask handles the request (kyo_otel's request hooks, log records and Redis
+spans see it), adds the route and status when the response starts, and ends the span when the
+request is done, or, for a streamed body, when the server closes it.
 
 ``settings.instrumentation = "contrib"`` keeps opentelemetry-instrumentation-flask instead.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,12 @@ from opentelemetry import context as context_api
 from opentelemetry import propagate
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode, get_current_span, set_span_in_context
-from opentelemetry.util.http import detect_synthetic_user_agent
+from opentelemetry.util.http import (
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
+    detect_synthetic_user_agent,
+)
 
 from kyo_otel.catalog import HTTP_METHODS
 from kyo_otel.version import __version__
@@ -63,6 +70,59 @@ class _EnvironGetter(Getter[Any]):
 _GETTER = _EnvironGetter()
 
 
+class HeaderCapture:
+    """``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST`` / ``_RESPONSE``: the headers an
+    operator asked to see on server spans (names or regular expressions, comma-separated), as
+    ``http.request.header.<name>`` lists, values of ``..._SANITIZE_FIELDS`` as ``[REDACTED]``.
+    Read and compiled once, when the app is instrumented; kyo_otel's scrubber still masks
+    credentials and phone numbers in what is captured before it is exported."""
+
+    def __init__(self, names: str | None, sanitized: str | None, prefix: str) -> None:
+        self._match = _any_of(names, re.fullmatch)
+        self._redact = _any_of(sanitized, re.search)
+        self._prefix = prefix
+
+    def __bool__(self) -> bool:
+        return self._match is not None
+
+    def attributes(self, headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+        """``headers``: (name, value) pairs; a repeated name's values are joined with commas."""
+        match, redact = self._match, self._redact
+        joined: dict[str, str] = {}
+        if match is None:
+            return {}
+        for name, value in headers:
+            if match(name):
+                name = name.lower()
+                joined[name] = value if name not in joined else f"{joined[name]},{value}"
+        return {
+            self._prefix + name.replace("-", "_"): ["[REDACTED]" if redact is not None and redact(name) else value]
+            for name, value in joined.items()
+        }
+
+    @classmethod
+    def from_environment(cls) -> tuple[HeaderCapture, HeaderCapture]:
+        sanitized = os.environ.get(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)
+        return (
+            cls(os.environ.get(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST), sanitized, "http.request.header."),
+            cls(os.environ.get(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE), sanitized, "http.response.header."),
+        )
+
+
+def _any_of(patterns: str | None, how: Callable[..., Any]) -> Callable[[str], Any] | None:
+    names = [p.strip() for p in (patterns or "").split(",") if p.strip()]
+    if not names:
+        return None
+    compiled = re.compile("|".join(names), re.IGNORECASE)
+    return compiled.fullmatch if how is re.fullmatch else compiled.search
+
+
+def _request_headers(environ: Any) -> Iterator[tuple[str, str]]:
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            yield key[5:].replace("_", "-"), value
+
+
 def _protocol_version(protocol: str) -> str:
     return protocol[5:] if protocol[:5].upper() == "HTTP/" else protocol
 
@@ -70,7 +130,9 @@ def _protocol_version(protocol: str) -> str:
 def _host_without_port(host: str) -> str:
     """``example.com:8443`` -> ``example.com``; ``[::1]:80`` -> ``[::1]``."""
     head, colon, port = host.rpartition(":")
-    return head if colon and port.isdigit() and (head.endswith("]") or "]" not in host) else host
+    if colon and port.isdigit() and (head.endswith("]") or ":" not in head):
+        return head
+    return host
 
 
 def request_attributes(environ: Any, method: str) -> dict[str, Any]:
@@ -189,7 +251,8 @@ def _record_exception(sender: Any, exception: BaseException, **_: Any) -> None:
         span.set_attributes(route)
 
 
-def _recorded(span: Any, exception: BaseException) -> bool:
+def _recorded(span: Any) -> bool:
+    """Whether ``_record_exception`` already recorded the exception on its way out of Flask."""
     return any(event.name == "exception" for event in getattr(span, "events", ()))
 
 
@@ -213,6 +276,7 @@ def instrument(app: Flask, tracer_provider: Any, excluded_paths: Iterable[str] =
     server = SpanKind.SERVER
     internal = SpanKind.INTERNAL
     error = Status(StatusCode.ERROR)
+    request_headers, response_headers = HeaderCapture.from_environment()
 
     def traced_wsgi_app(environ: Any, start_response: Callable[..., Any]) -> Any:
         if environ.get("PATH_INFO") in excluded:
@@ -224,7 +288,10 @@ def instrument(app: Flask, tracer_provider: Any, excluded_paths: Iterable[str] =
         else:  # inside another instrumented layer (a WSGI middleware's span): a child of it
             parent = context_api.get_current()
             kind = internal
-        span = start_span("HTTP" if method == "_OTHER" else method, parent, kind, request_attributes(environ, method))
+        started = request_attributes(environ, method)
+        if request_headers and kind is server:
+            started.update(request_headers.attributes(_request_headers(environ)))
+        span = start_span("HTTP" if method == "_OTHER" else method, parent, kind, started)
         token = attach(set_span_in_context(span, parent))
         complete = False
 
@@ -244,17 +311,19 @@ def instrument(app: Flask, tracer_provider: Any, excluded_paths: Iterable[str] =
                         if span.status.status_code is not StatusCode.ERROR:  # else it names the exception
                             span.set_status(error)
                 _add_route(span, environ, method, attributes)
+                if response_headers and kind is server:
+                    attributes.update(response_headers.attributes(headers))
                 span.set_attributes(attributes)
             return start_response(status, headers, *exc_info)
 
         try:
             body = wsgi_app(environ, start_response_seen)
         except BaseException as exc:
-            if not _recorded(span, exc):
+            if not _recorded(span):
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            attributes = getattr(span, "attributes", None)
-            if attributes is not None and "http.response.status_code" not in attributes:
+            recorded = getattr(span, "attributes", None)
+            if recorded is not None and "http.response.status_code" not in recorded:
                 span.set_attribute("error.type", type(exc).__qualname__)  # no response: the exception says why
             span.end()
             raise

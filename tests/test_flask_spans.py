@@ -46,7 +46,7 @@ def boom():
 
 kyo_otel.instrument_app(app, redis=client)
 web = app.test_client()
-web.get("/orders/7?expand=items", headers={"traceparent": sys.argv[3], "X-Tenant-Id": "acme"})
+web.get("/orders/7?expand=items", headers={"traceparent": sys.argv[3], "X-Tenant-Id": "acme", "X-Shop-Region": "eu", "X-Shop-Secret": "s-1"})
 web.get("/no/such/path")
 web.delete("/orders/7")
 web.open("/orders/7", method="PURGE")
@@ -57,9 +57,17 @@ print(json.dumps(captured.snapshot()))
 """
 
 
+# Headers an operator asked to record on server spans, one of them redacted.
+CAPTURE = {
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "x-tenant-id,x-shop-.*",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE": "content-type",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS": "x-shop-secret",
+}
+
+
 def shop_snapshot(instrumentation: str, redis_url: str) -> list[dict]:
     snippet = SHOP.replace("sys.argv[1]", repr(instrumentation)).replace("sys.argv[2]", repr(redis_url))
-    return last_json_line(run_python(snippet.replace("sys.argv[3]", repr(CALLER))))
+    return last_json_line(run_python(snippet.replace("sys.argv[3]", repr(CALLER)), env=CAPTURE))
 
 
 def comparable(entry: dict) -> dict:
@@ -81,6 +89,9 @@ def test_the_kyo_server_span_is_the_contrib_one_for_the_same_requests(redis_serv
     ]  # no span for /health (excluded)
     looked_up, unmatched, _, purge, refused, boom = (s["attributes"] for s in servers)
     assert looked_up["url.query"] == "expand=items" and looked_up["kyo.tenant.id"] == "acme"
+    assert [looked_up[f"http.request.header.{h}"] for h in ("x_tenant_id", "x_shop_region", "x_shop_secret")] == [
+        ["acme"], ["eu"], ["[REDACTED]"]]
+    assert looked_up["http.response.header.content_type"] == ["application/json"]
     assert looked_up["http.route"] == "/orders/<int:order_id>" and "http.route" not in unmatched
     assert (purge["http.request.method"], purge["http.request.method_original"]) == ("_OTHER", "PURGE")
     assert refused["http.response.status_code"] == 409 and servers[4]["status"] == "UNSET"
