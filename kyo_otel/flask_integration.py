@@ -30,12 +30,53 @@ _START = "kyo_otel.start"
 _CONTEXT = "kyo_otel.context"
 
 
+class RequestContext:
+    """A request's id (the caller's ``X-Request-Id`` or a new one) and tenant id, read from the
+    WSGI environ, for every log record of the request and for the server span.
+
+    kyo_otel's server span (``kyo_otel.flask_spans``) enters it around the whole request, its
+    attributes among the span's first; otherwise a Flask hook on each side of the request does.
+    """
+
+    __slots__ = ("_request_id_key", "_tenant_key", "_metrics")
+
+    def __init__(self, tenant_header: str, metrics: bool) -> None:
+        self._request_id_key = _environ_key(context.REQUEST_ID_HEADER)
+        self._tenant_key = _environ_key(tenant_header)
+        self._metrics = metrics
+
+    def begin(self, environ: Any) -> tuple[dict[str, str], Any]:
+        """Enter the request's context: its span attributes, and what to pass to ``end()``."""
+        if self._metrics:
+            environ[_START] = time.perf_counter()
+        request_id = context.accepted_request_id(environ.get(self._request_id_key))
+        tenant = environ.get(self._tenant_key) or None
+        tokens = context.begin(request_id, tenant)
+        if tenant is None:
+            return {context.REQUEST_ID: request_id}, tokens
+        return {context.REQUEST_ID: request_id, context.TENANT_ID: context.tenant_id() or ""}, tokens
+
+    @staticmethod
+    def end(tokens: Any) -> None:
+        context.end(tokens)
+
+
+def _environ_key(header: str) -> str:
+    """Where WSGI puts a request header: ``X-Tenant-Id`` -> ``HTTP_X_TENANT_ID``."""
+    key = header.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+
 def _install_request_hooks(
-    app: Flask, excluded: tuple[str, ...], tenant_header: str, active: ActiveTenants | None, metrics: bool
+    app: Flask,
+    excluded: tuple[str, ...],
+    request_context: RequestContext | None,
+    active: ActiveTenants | None,
+    metrics: bool,
 ) -> None:
-    """Request id (the caller's ``X-Request-Id`` or a new one, echoed in the response) and tenant
-    id for every log record of the request and on the server span; with ``metrics``, the request's
-    latency by route template and its tenant among the active ones.
+    """``X-Request-Id`` echoed in the response; with ``metrics``, the request's latency by route
+    template and its tenant among the active ones; with ``request_context`` (when no kyo_otel
+    server span enters it), the request and tenant ids for the request's log records and span.
 
     One hook on each side of the request rather than one per concern: each Flask hook and each
     ``request`` lookup costs the request a few microseconds.
@@ -45,23 +86,23 @@ def _install_request_hooks(
 
     excluded_set = frozenset(excluded)
     request_id_header = context.REQUEST_ID_HEADER
-    accepted_request_id = context.accepted_request_id
 
-    @app.before_request
-    def _kyo_begin() -> None:
-        environ = request.environ
-        if metrics:
-            environ[_START] = time.perf_counter()
-        headers = request.headers
-        request_id = accepted_request_id(headers.get(request_id_header))
-        tenant = headers.get(tenant_header) or None
-        environ[_CONTEXT] = context.begin(request_id, tenant)
-        span = get_current_span()
-        if span.is_recording():
-            if tenant is None:
-                span.set_attribute(context.REQUEST_ID, request_id)
-            else:
-                span.set_attributes({context.REQUEST_ID: request_id, context.TENANT_ID: context.tenant_id() or ""})
+    if request_context is not None:
+        begin = request_context.begin
+
+        @app.before_request
+        def _kyo_begin() -> None:
+            environ = request.environ
+            attributes, environ[_CONTEXT] = begin(environ)
+            span = get_current_span()
+            if span.is_recording():
+                span.set_attributes(attributes)
+
+        @app.teardown_request
+        def _kyo_context_end(_error: BaseException | None) -> None:
+            tokens = request.environ.pop(_CONTEXT, None)
+            if tokens is not None:
+                context.end(tokens)
 
     @app.after_request
     def _kyo_after(response: Any) -> Any:
@@ -78,14 +119,8 @@ def _install_request_hooks(
         status = response.status_code
         recorder().request(rule.rule if rule is not None else None, request.method, status, time.perf_counter() - start)
         if active is not None and status < 400:
-            active.mark(context.tenant_id())  # read from the header once, in _kyo_begin
+            active.mark(context.tenant_id())  # read from the header once, in RequestContext.begin
         return response
-
-    @app.teardown_request
-    def _kyo_context_end(_error: BaseException | None) -> None:
-        tokens = request.environ.pop(_CONTEXT, None)
-        if tokens is not None:
-            context.end(tokens)
 
 
 def _name_unmatched_span(span: Any, environ: Any) -> None:
@@ -180,9 +215,12 @@ def instrument_app(
         _install_health(app, health_path, health)
     if not telemetry.providers:
         return app  # OTEL_SDK_DISABLED or profile none: no per-request work at all
+    active = ActiveTenants(redis) if telemetry.meter_provider is not None else None
+    request_context: RequestContext | None = RequestContext(tenant_header, metrics=active is not None)
     if telemetry.tracer_provider is not None and settings.instrumentation == "kyo":
         if not _instrumented_by_contrib(app):
-            flask_spans.instrument(app, telemetry.tracer_provider, settings.excluded_urls)
+            flask_spans.instrument(app, telemetry.tracer_provider, settings.excluded_urls, request_context)
+            request_context = None  # entered by the server span's wrapper
     elif telemetry.tracer_provider is not None:
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
@@ -196,8 +234,7 @@ def instrument_app(
             excluded_urls=",".join(re.escape(path) + r"(\?|$)" for path in settings.excluded_urls),
         )
     # After the instrumentation's own hooks: the server span is current when ours run.
-    active = ActiveTenants(redis) if telemetry.meter_provider is not None else None
-    _install_request_hooks(app, settings.excluded_urls, tenant_header, active, metrics=active is not None)
+    _install_request_hooks(app, settings.excluded_urls, request_context, active, metrics=active is not None)
     if active is not None:
         telemetry.observe_levels(health, active)
     return app

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import context as context_api
 from opentelemetry import propagate
@@ -256,8 +256,20 @@ def _recorded(span: Any) -> bool:
     return any(event.name == "exception" for event in getattr(span, "events", ()))
 
 
-def instrument(app: Flask, tracer_provider: Any, excluded_paths: Iterable[str] = ()) -> None:
-    """Give every request of ``app`` a server span (none for ``excluded_paths``).
+class RequestContext(Protocol):
+    """What the request is (e.g. ``kyo_otel.flask_integration.RequestContext``: request and
+    tenant ids): entered around each request, its attributes added to the server span."""
+
+    def begin(self, environ: Any) -> tuple[dict[str, Any], Any]: ...
+
+    def end(self, state: Any) -> None: ...
+
+
+def instrument(
+    app: Flask, tracer_provider: Any, excluded_paths: Iterable[str] = (), request_context: RequestContext | None = None
+) -> None:
+    """Give every request of ``app`` a server span (none for ``excluded_paths``), inside
+    ``request_context`` when given (the excluded requests too).
 
     Marks the app as instrumented the way opentelemetry-instrumentation-flask does, so that its
     ``instrument_app`` on the same app adds no second server span.
@@ -279,6 +291,15 @@ def instrument(app: Flask, tracer_provider: Any, excluded_paths: Iterable[str] =
     request_headers, response_headers = HeaderCapture.from_environment()
 
     def traced_wsgi_app(environ: Any, start_response: Callable[..., Any]) -> Any:
+        if request_context is None:
+            return traced(environ, start_response, None)
+        extra, state = request_context.begin(environ)
+        try:
+            return traced(environ, start_response, extra)
+        finally:
+            request_context.end(state)
+
+    def traced(environ: Any, start_response: Callable[..., Any], extra: dict[str, Any] | None) -> Any:
         if environ.get("PATH_INFO") in excluded:
             return wsgi_app(environ, start_response)
         method = _method(environ)
@@ -289,6 +310,8 @@ def instrument(app: Flask, tracer_provider: Any, excluded_paths: Iterable[str] =
             parent = context_api.get_current()
             kind = internal
         started = request_attributes(environ, method)
+        if extra:
+            started.update(extra)
         if request_headers and kind is server:
             started.update(request_headers.attributes(_request_headers(environ)))
         span = start_span("HTTP" if method == "_OTHER" else method, parent, kind, started)
