@@ -358,20 +358,33 @@ def instrument(
         return _EndOnClose(body, span)
 
     got_request_exception.connect(_record_exception, app, weak=False)
-    setattr(app, _ORIGINAL, wsgi_app)
+    setattr(app, _ORIGINAL, (wsgi_app, request_context))
     app.wsgi_app = traced_wsgi_app  # type: ignore[method-assign]
     app._is_instrumented_by_opentelemetry = True  # type: ignore[attr-defined]
 
 
 def uninstrument(app: Flask) -> bool:
-    """Remove the server spans ``instrument`` added; ``False`` when it had added none."""
+    """Remove the server spans ``instrument`` added (its request context stays); ``False`` when it
+    had added none."""
     from flask.signals import got_request_exception
 
     original = getattr(app, _ORIGINAL, None)
     if original is None:
         return False
-    app.wsgi_app = original  # type: ignore[method-assign]
+    wsgi_app, request_context = original
+    app.wsgi_app = wsgi_app if request_context is None else _in_context(wsgi_app, request_context)  # type: ignore[method-assign]
     delattr(app, _ORIGINAL)
     got_request_exception.disconnect(_record_exception, app)
     app._is_instrumented_by_opentelemetry = False  # type: ignore[attr-defined]
     return True
+
+
+def _in_context(wsgi_app: Callable[..., Any], request_context: RequestContext) -> Callable[..., Any]:
+    def in_context(environ: Any, start_response: Callable[..., Any]) -> Any:
+        _, state = request_context.begin(environ)
+        try:
+            return wsgi_app(environ, start_response)
+        finally:
+            request_context.end(state)
+
+    return in_context

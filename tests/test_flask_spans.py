@@ -11,6 +11,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
 import kyo_otel
+from kyo_otel import flask_spans
 from tests.support.subprocess_python import last_json_line, run_python
 
 CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -24,6 +25,7 @@ import redis
 from flask import Flask, abort
 from kyo_otel.testing import capture
 import kyo_otel
+from kyo_otel import flask_spans
 
 captured = capture(instrumentation=sys.argv[1])
 client = redis.Redis.from_url(sys.argv[2])
@@ -197,3 +199,14 @@ def test_zero_code_instrumentation_of_an_app_created_by_the_contrib_flask_subcla
         print(json.dumps([[s.name, s.instrumentation_scope.name] for s in spans]))
     """))
     assert report == [["GET /work", "opentelemetry.instrumentation.flask"]]
+
+
+def test_uninstrumented_the_app_keeps_its_request_context_without_a_span(kyo_telemetry, shop):
+    kyo_otel.instrument_app(shop)
+    assert flask_spans.uninstrument(shop)
+    response = shop.test_client().get("/orders/7", headers={"X-Request-Id": "req-7"})
+
+    assert response.headers["X-Request-Id"] == "req-7" and kyo_telemetry.spans() == []
+    (record,) = kyo_telemetry.logs(contains="looked up")
+    assert record.attributes["kyo.request.id"] == "req-7"
+    assert kyo_telemetry.metric("http.server.request.duration", http_route="/orders/<int:order_id>").count == 1
