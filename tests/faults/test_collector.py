@@ -50,6 +50,7 @@ def three_collectors(redis_server):
             load.run(app.port, load.otp_journeys(WARM_UP, first=1_000_000 * (offset + 1)))
         rss_before = {name: app.rss() for name, app in apps.items()}
         runs = _interleaved(apps, first=10_000_000)
+        rss_after = {name: app.rss() for name, app in apps.items()}  # the scenario's 2,000 requests
         # More opinions, taken only while a pass is over the bound: on a shared 2-core machine a
         # burst of outside load can land on one deployment's turns (the ratio measured 0.82-1.17
         # here, 1.21 once in CI). A real cost of the collector being down or slow shows in every
@@ -60,8 +61,8 @@ def three_collectors(redis_server):
         ):
             extra.append(_interleaved(apps, first=50_000_000 * (len(extra) + 1)))
         for name, app in apps.items():
-            rss_after = app.rss()
-            growth = {pid: (rss_after[pid] - before) / MB for pid, before in rss_before[name].items() if pid in rss_after}
+            growth = {pid: (rss_after[name][pid] - before) / MB
+                      for pid, before in rss_before[name].items() if pid in rss_after[name]}
             stop_seconds = app.stop()
             results[name] = {"load": runs[name], "extra": extra, "rss_growth_mb": growth, "stop_seconds": stop_seconds,
                              "shutdowns": app.shutdown_reports(), "output": app.output(), "receiver": receivers[name]}
