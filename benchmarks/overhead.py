@@ -361,6 +361,7 @@ def _wrk(port: int, seconds: float, connections: int, script: str) -> tuple[floa
 
 
 def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any) -> dict[str, Any]:
+    from tests.support.gunicorn_app import _has_setting
     from tests.support.redis_server import free_port
 
     if shutil.which("wrk") is None:
@@ -382,9 +383,11 @@ def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any
             port = free_port()
             env = dict(os.environ, BENCH_VARIANT=variant, BENCH_REDIS_URL=f"{redis_url[:-1]}{4 + i}",
                        BENCH_OTLP_ENDPOINT=receiver.endpoint, PYTHONPATH=ROOT)
+            command = [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}",
+                       "--log-level", "warning", "benchmarks.wsgi:app"]
+            if _has_setting("control_socket_disable"):
+                command.append("--no-control-socket")  # gunicorn >= 25: one socket path per user, the three would collide
             process = subprocess.Popen(
-                [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}",
-                 "--log-level", "warning", "benchmarks.wsgi:app"],
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
             )
             servers[variant] = (process, port)

@@ -232,76 +232,66 @@ def _marked(wrapper: Callable[..., Any], original: Callable[..., Any]) -> Callab
     return wrapper
 
 
-def _command(original: Callable[..., Any]) -> Callable[..., Any]:
-    def execute_command(self: Any, *args: Any, **options: Any) -> Any:
-        started = _begin(_command_span, self, args)
+_NOT_ERRORS: tuple[type[BaseException], ...] = (redis.WatchError,)
+"""A transaction's expected retry signal, not an error (contrib leaves the status unset)."""
+
+
+def _traced(original: Callable[..., Any], describe: Callable[..., Any], with_args: bool) -> Callable[..., Any]:
+    """``original`` (a command or a pipeline's execute) inside a client span."""
+
+    def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = _begin(describe, self, args if with_args else None)
         if started is None:
-            return original(self, *args, **options)
+            return original(self, *args, **kwargs)
         span, token = started
         try:
-            return original(self, *args, **options)
+            return original(self, *args, **kwargs)
+        except _NOT_ERRORS:
+            raise
         except Exception as error:
             _failed(span, error)
             raise
         finally:
             _end(span, token)
 
-    return _marked(execute_command, original)
+    return _marked(traced, original)
+
+
+def _traced_async(original: Callable[..., Any], describe: Callable[..., Any], with_args: bool) -> Callable[..., Any]:
+    """The same for the asyncio client's coroutines."""
+
+    async def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = _begin(describe, self, args if with_args else None)
+        if started is None:
+            return await original(self, *args, **kwargs)
+        span, token = started
+        try:
+            return await original(self, *args, **kwargs)
+        except _NOT_ERRORS:
+            raise
+        except Exception as error:
+            _failed(span, error)
+            raise
+        finally:
+            _end(span, token)
+
+    return _marked(traced, original)
+
+
+def _command(original: Callable[..., Any]) -> Callable[..., Any]:
+    return _traced(original, _command_span, with_args=True)
 
 
 def _pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
-    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        started = _begin(_pipeline_span, self, None)
-        if started is None:
-            return original(self, *args, **kwargs)
-        span, token = started
-        try:
-            return original(self, *args, **kwargs)
-        except redis.WatchError:
-            raise  # an expected retry signal, not an error (contrib leaves the status unset)
-        except Exception as error:
-            _failed(span, error)
-            raise
-        finally:
-            _end(span, token)
-
-    return _marked(execute, original)
+    return _traced(original, _pipeline_span, with_args=False)
 
 
 def _async_command(original: Callable[..., Any]) -> Callable[..., Any]:
-    async def execute_command(self: Any, *args: Any, **options: Any) -> Any:
-        started = _begin(_command_span, self, args)
-        if started is None:
-            return await original(self, *args, **options)
-        span, token = started
-        try:
-            return await original(self, *args, **options)
-        except Exception as error:
-            _failed(span, error)
-            raise
-        finally:
-            _end(span, token)
-
-    return _marked(execute_command, original)
+    return _traced_async(original, _command_span, with_args=True)
 
 
 def _async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
-    async def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        started = _begin(_pipeline_span, self, None)
-        if started is None:
-            return await original(self, *args, **kwargs)
-        span, token = started
-        try:
-            return await original(self, *args, **kwargs)
-        except redis.WatchError:
-            raise
-        except Exception as error:
-            _failed(span, error)
-            raise
-        finally:
-            _end(span, token)
-
-    return _marked(execute, original)
+    return _traced_async(original, _pipeline_span, with_args=False)
 
 
 _TARGETS: tuple[tuple[type, str, Callable[[Any], Callable[..., Any]]], ...] = (
