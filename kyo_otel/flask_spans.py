@@ -17,6 +17,7 @@ streamed body, when the server closes it.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -45,6 +46,7 @@ SCHEMA_URL = "https://opentelemetry.io/schemas/1.21.0"
 """The semantic conventions of the attributes (stable HTTP), as the contrib instrumentation says."""
 
 _ORIGINAL = "_kyo_otel_original_wsgi_app"
+_logger = logging.getLogger(__name__)
 
 # Responses whose body is complete when the application returns: the span ends then rather
 # than at close(), which a test client (Flask's, unbuffered) never calls.
@@ -253,6 +255,21 @@ def _record_exception(sender: Any, exception: BaseException, **_: Any) -> None:
         span.set_attributes(route)
 
 
+def _failed(span: Any, exc: BaseException) -> None:
+    """An exception out of the application: recorded (once: Flask's signal may have done it), the
+    span ended; a failure to record it is swallowed, the exception goes on untouched."""
+    try:
+        if not _recorded(span):
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        recorded = getattr(span, "attributes", None)
+        if recorded is not None and "http.response.status_code" not in recorded:
+            span.set_attribute("error.type", type(exc).__qualname__)  # no response: the exception says why
+        span.end()
+    except Exception:
+        _logger.debug("kyo_otel: could not record an exception on the server span", exc_info=True)
+
+
 def _recorded(span: Any) -> bool:
     """Whether ``_record_exception`` already recorded the exception on its way out of Flask."""
     return any(event.name == "exception" for event in getattr(span, "events", ()))
@@ -304,53 +321,39 @@ def instrument(
     def traced(environ: Any, start_response: Callable[..., Any], extra: dict[str, Any] | None) -> Any:
         if environ.get("PATH_INFO") in excluded:
             return wsgi_app(environ, start_response)
-        method = _method(environ)
-        if get_current_span() is INVALID_SPAN:
-            parent = extract(environ, getter=_GETTER)
-            kind = server
-        else:  # inside another instrumented layer (a WSGI middleware's span): a child of it
-            parent = context_api.get_current()
-            kind = internal
-        started = request_attributes(environ, method)
-        if extra:
-            started.update(extra)
-        if request_headers and kind is server:
-            started.update(request_headers.attributes(_request_headers(environ)))
-        span = start_span("HTTP" if method == "_OTHER" else method, parent, kind, started)
-        token = attach(set_span_in_context(span, parent))
+        try:
+            method = _method(environ)
+            if get_current_span() is INVALID_SPAN:
+                parent = extract(environ, getter=_GETTER)
+                kind = server
+            else:  # inside another instrumented layer (a WSGI middleware's span): a child of it
+                parent = context_api.get_current()
+                kind = internal
+            started = request_attributes(environ, method)
+            if extra:
+                started.update(extra)
+            if request_headers and kind is server:
+                started.update(request_headers.attributes(_request_headers(environ)))
+            span = start_span("HTTP" if method == "_OTHER" else method, parent, kind, started)
+            token = attach(set_span_in_context(span, parent))
+        except Exception:  # a telemetry failure costs the request its span, never the request
+            _logger.debug("kyo_otel: no server span for this request", exc_info=True)
+            return wsgi_app(environ, start_response)
         complete = False
 
         def start_response_seen(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
             nonlocal complete
-            complete = _body_is_complete(status, method, headers)
-            if span.is_recording():
-                code = status[:3]
-                try:
-                    attributes: dict[str, Any] = {"http.response.status_code": int(code)}
-                except ValueError:
-                    attributes = {"error.type": status}
-                    span.set_status(error)
-                else:
-                    if code[0] == "5":
-                        attributes["error.type"] = code
-                        if span.status.status_code is not StatusCode.ERROR:  # else it names the exception
-                            span.set_status(error)
-                _add_route(span, environ, method, attributes)
-                if response_headers and kind is server:
-                    attributes.update(response_headers.attributes(headers))
-                span.set_attributes(attributes)
+            try:
+                complete = _body_is_complete(status, method, headers)
+                _response_seen(span, environ, method, kind, status, headers)
+            except Exception:
+                _logger.debug("kyo_otel: the server span missed its response attributes", exc_info=True)
             return start_response(status, headers, *exc_info)
 
         try:
             body = wsgi_app(environ, start_response_seen)
         except BaseException as exc:
-            if not _recorded(span):
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            recorded = getattr(span, "attributes", None)
-            if recorded is not None and "http.response.status_code" not in recorded:
-                span.set_attribute("error.type", type(exc).__qualname__)  # no response: the exception says why
-            span.end()
+            _failed(span, exc)
             raise
         finally:
             detach(token)
@@ -358,6 +361,26 @@ def instrument(
             span.end()
             return body
         return _EndOnClose(body, span)
+
+    def _response_seen(span: Any, environ: Any, method: str, kind: Any, status: str, headers: Any) -> None:
+        """Status code, route, name and captured response headers, once the response starts."""
+        if not span.is_recording():
+            return
+        code = status[:3]
+        try:
+            attributes: dict[str, Any] = {"http.response.status_code": int(code)}
+        except ValueError:
+            attributes = {"error.type": status}
+            span.set_status(error)
+        else:
+            if code[0] == "5":
+                attributes["error.type"] = code
+                if span.status.status_code is not StatusCode.ERROR:  # else it names the exception
+                    span.set_status(error)
+        _add_route(span, environ, method, attributes)
+        if response_headers and kind is server:
+            attributes.update(response_headers.attributes(headers))
+        span.set_attributes(attributes)
 
     got_request_exception.connect(_record_exception, app, weak=False)
     setattr(app, _ORIGINAL, (wsgi_app, request_context))

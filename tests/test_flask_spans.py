@@ -7,7 +7,8 @@ import logging
 
 import pytest
 from flask import Flask, Response, abort
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
 import kyo_otel
@@ -210,3 +211,33 @@ def test_uninstrumented_the_app_keeps_its_request_context_without_a_span(kyo_tel
     (record,) = kyo_telemetry.logs(contains="looked up")
     assert record.attributes["kyo.request.id"] == "req-7"
     assert kyo_telemetry.metric("http.server.request.duration", http_route="/orders/<int:order_id>").count == 1
+
+
+class _BrokenPropagator(TextMapPropagator):
+    """A propagator with a bug, as a third-party one might have: it raises on every request."""
+
+    def extract(self, carrier, context=None, getter=None):
+        raise ValueError("cannot parse this header")
+
+    def inject(self, carrier, context=None, setter=None):
+        raise ValueError("cannot write this header")
+
+    @property
+    def fields(self):
+        return {"x-broken"}
+
+
+def test_a_telemetry_failure_costs_the_request_its_span_never_the_answer(kyo_telemetry, shop):
+    kyo_otel.instrument_app(shop)
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(_BrokenPropagator())
+    try:
+        response = shop.test_client().get("/orders/7", headers={"X-Request-Id": "req-8"})
+    finally:
+        propagate.set_global_textmap(previous)
+    assert (response.status_code, response.get_json()) == (200, {"id": 7})
+    assert response.headers["X-Request-Id"] == "req-8"  # the request context is still there
+    assert kyo_telemetry.spans("GET /orders/<int:order_id>") == []
+    (record,) = kyo_telemetry.logs(contains="looked up")  # and its log record
+    assert record.attributes["kyo.request.id"] == "req-8"
+    assert trace.get_current_span() is trace.INVALID_SPAN
