@@ -79,16 +79,9 @@ def _upstream(app: Any, endpoint: str) -> tuple[Any, Any]:
 def _kyo(app: Any, client: Any, endpoint: str, **overrides: Any) -> tuple[Any, Any]:
     import kyo_otel
 
-    telemetry = kyo_otel.configure(
-        **overrides,
-        app=app,
-        redis=client,
-        service_name="bench-kyo",
-        environment="production",
-        otlp_endpoint=endpoint,
-        sample_ratio=1.0,
-        scrubbing=True,
-    )
+    settings = {"service_name": "bench-kyo", "environment": "production", "otlp_endpoint": endpoint,
+                "sample_ratio": 1.0, "scrubbing": True}
+    telemetry = kyo_otel.configure(app=app, redis=client, **{**settings, **overrides})
     return telemetry.tracer_provider, telemetry.logger_provider
 
 
