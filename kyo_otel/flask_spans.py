@@ -312,7 +312,11 @@ def instrument(
     def traced_wsgi_app(environ: Any, start_response: Callable[..., Any]) -> Any:
         if request_context is None:
             return traced(environ, start_response, None)
-        extra, state = request_context.begin(environ)
+        try:
+            extra, state = request_context.begin(environ)
+        except Exception:  # as for the span: the request goes on without its context
+            _logger.debug("kyo_otel: no request context for this request", exc_info=True)
+            return traced(environ, start_response, None)
         try:
             return traced(environ, start_response, extra)
         finally:
