@@ -387,9 +387,7 @@ def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any
                        "--log-level", "warning", "benchmarks.wsgi:app"]
             if _has_setting("control_socket_disable"):
                 command.append("--no-control-socket")  # gunicorn >= 25: one socket path per user, the three would collide
-            process = subprocess.Popen(
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            )
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
             servers[variant] = (process, port)
         for variant, (_, port) in servers.items():
             _wait_for_http(port)
