@@ -427,16 +427,45 @@ class _FailClosed:
             _logger.warning("kyo_otel could not scrub a %s record; it was dropped", self.signal, exc_info=True)
 
 
-class ScrubbingSpanExporter(SpanExporter):
+class _ScrubbingExporter:
+    """What both scrubbing exporters share: scrub each item (``scrub``), drop and count the ones
+    that fail, hand the rest to the wrapped exporter; flush and shutdown go straight through."""
+
+    signal: str
+    memory_exporter: type  # the wrapped exporter's processor exports synchronously for this one
+    success: Any
+
+    def __init__(self, exporter: Any, scrubber: Scrubber) -> None:
+        self.exporter = exporter
+        self.scrubber = scrubber
+        # The processor exports synchronously for the memory exporter (tests see items at once).
+        self.synchronous = isinstance(exporter, self.memory_exporter) or getattr(exporter, "synchronous", False)
+        self._failures = _FailClosed(self.signal)
+
+    def scrub(self, item: Any) -> Any:
+        raise NotImplementedError
+
+    def export(self, items: Sequence[Any]) -> Any:
+        scrubbed = []
+        for item in items:
+            try:
+                scrubbed.append(self.scrub(item))
+            except Exception:
+                self._failures.dropped()
+        return self.exporter.export(scrubbed) if scrubbed else self.success
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+class ScrubbingSpanExporter(_ScrubbingExporter, SpanExporter):
     """Hands the wrapped exporter scrubbed copies of the spans: name, attributes, events, links,
     status description. Runs where the exporter runs (the batch thread), not on the request."""
 
-    def __init__(self, exporter: SpanExporter, scrubber: Scrubber) -> None:
-        self.exporter = exporter
-        self.scrubber = scrubber
-        # The span processor exports synchronously for the memory exporter (tests see spans at once).
-        self.synchronous = isinstance(exporter, InMemorySpanExporter) or getattr(exporter, "synchronous", False)
-        self._failures = _FailClosed("traces")
+    signal, memory_exporter, success = "traces", InMemorySpanExporter, SpanExportResult.SUCCESS
 
     def scrub(self, span: ReadableSpan) -> ReadableSpan:
         scrubber = self.scrubber
@@ -487,21 +516,6 @@ class ScrubbingSpanExporter(SpanExporter):
             instrumentation_scope=span.instrumentation_scope,
         )
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        scrubbed = []
-        for span in spans:
-            try:
-                scrubbed.append(self.scrub(span))
-            except Exception:
-                self._failures.dropped()
-        return self.exporter.export(scrubbed) if scrubbed else SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        self.exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
-
 
 def _bounded_list(original: Any, items: list[Any]) -> BoundedList:
     bounded = BoundedList.from_seq(None, items)
@@ -509,14 +523,10 @@ def _bounded_list(original: Any, items: list[Any]) -> BoundedList:
     return bounded
 
 
-class ScrubbingLogExporter(LogRecordExporter):
+class ScrubbingLogExporter(_ScrubbingExporter, LogRecordExporter):
     """Hands the wrapped exporter scrubbed copies of the log records: body and attributes."""
 
-    def __init__(self, exporter: LogRecordExporter, scrubber: Scrubber) -> None:
-        self.exporter = exporter
-        self.scrubber = scrubber
-        self.synchronous = isinstance(exporter, InMemoryLogRecordExporter) or getattr(exporter, "synchronous", False)
-        self._failures = _FailClosed("logs")
+    signal, memory_exporter, success = "logs", InMemoryLogRecordExporter, LogRecordExportResult.SUCCESS
 
     def scrub(self, item: ReadableLogRecord) -> ReadableLogRecord:
         record = item.log_record
@@ -531,18 +541,3 @@ class ScrubbingLogExporter(LogRecordExporter):
         return ReadableLogRecord(
             log_record=copied, resource=item.resource, instrumentation_scope=item.instrumentation_scope, limits=item.limits
         )
-
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        scrubbed = []
-        for item in batch:
-            try:
-                scrubbed.append(self.scrub(item))
-            except Exception:
-                self._failures.dropped()
-        return self.exporter.export(scrubbed) if scrubbed else LogRecordExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        self.exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
