@@ -37,7 +37,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,8 +49,9 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from kyo_otel.config import SIGNALS
+
 T = TypeVar("T")
-SIGNALS = ("traces", "metrics", "logs")
 
 
 # --- what is kept ------------------------------------------------------------------------
@@ -141,28 +142,34 @@ def _attributes(pairs: Any) -> dict[str, Any]:
     return {kv.key: _value(kv.value) for kv in pairs}
 
 
+def _each(groups: Any, scopes: str, items: str) -> Iterator[tuple[dict[str, Any], str, Any]]:
+    """(resource attributes, scope name, item) for every span, metric or log record of a request:
+    ``groups`` is its ``resource_spans`` (``resource_metrics``...), grouped by ``scopes`` and
+    holding ``items``."""
+    for group in groups:
+        resource = _attributes(group.resource.attributes)
+        for scoped in getattr(group, scopes):
+            for item in getattr(scoped, items):
+                yield resource, scoped.scope.name, item
+
+
 def _decode_spans(request: trace_service_pb2.ExportTraceServiceRequest) -> list[ReceivedSpan]:
-    out = []
-    for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                out.append(
-                    ReceivedSpan(
-                        name=span.name,
-                        kind=span.kind,
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=span.parent_span_id.hex(),
-                        attributes=_attributes(span.attributes),
-                        status_code=span.status.code,
-                        resource=resource,
-                        scope=scope_spans.scope.name,
-                        start_time_unix_nano=span.start_time_unix_nano,
-                        end_time_unix_nano=span.end_time_unix_nano,
-                    )
-                )
-    return out
+    return [
+        ReceivedSpan(
+            name=span.name,
+            kind=span.kind,
+            trace_id=span.trace_id.hex(),
+            span_id=span.span_id.hex(),
+            parent_span_id=span.parent_span_id.hex(),
+            attributes=_attributes(span.attributes),
+            status_code=span.status.code,
+            resource=resource,
+            scope=scope,
+            start_time_unix_nano=span.start_time_unix_nano,
+            end_time_unix_nano=span.end_time_unix_nano,
+        )
+        for resource, scope, span in _each(request.resource_spans, "scope_spans", "spans")
+    ]
 
 
 _TEMPORALITY = {0: None, 1: "delta", 2: "cumulative"}
@@ -170,59 +177,50 @@ _TEMPORALITY = {0: None, 1: "delta", 2: "cumulative"}
 
 def _decode_points(request: metrics_service_pb2.ExportMetricsServiceRequest) -> list[MetricPoint]:
     out = []
-    for resource_metrics in request.resource_metrics:
-        resource = _attributes(resource_metrics.resource.attributes)
-        for scope_metrics in resource_metrics.scope_metrics:
-            scope = scope_metrics.scope.name
-            for metric in scope_metrics.metrics:
-                kind = metric.WhichOneof("data")
-                if kind is None:
-                    continue
-                data = getattr(metric, kind)
-                temporality = _TEMPORALITY.get(getattr(data, "aggregation_temporality", 0))
-                for point in data.data_points:
-                    if kind in ("sum", "gauge"):
-                        value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
-                        count = None
-                    else:
-                        value, count = point.sum, point.count
-                    out.append(
-                        MetricPoint(
-                            name=metric.name,
-                            kind=kind,
-                            attributes=_attributes(point.attributes),
-                            value=value,
-                            count=count,
-                            temporality=temporality,
-                            unit=metric.unit,
-                            resource=resource,
-                            scope=scope,
-                            time_unix_nano=point.time_unix_nano,
-                        )
-                    )
+    for resource, scope, metric in _each(request.resource_metrics, "scope_metrics", "metrics"):
+        kind = metric.WhichOneof("data")
+        if kind is None:
+            continue
+        data = getattr(metric, kind)
+        temporality = _TEMPORALITY.get(getattr(data, "aggregation_temporality", 0))
+        for point in data.data_points:
+            if kind in ("sum", "gauge"):
+                value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
+                count = None
+            else:
+                value, count = point.sum, point.count
+            out.append(
+                MetricPoint(
+                    name=metric.name,
+                    kind=kind,
+                    attributes=_attributes(point.attributes),
+                    value=value,
+                    count=count,
+                    temporality=temporality,
+                    unit=metric.unit,
+                    resource=resource,
+                    scope=scope,
+                    time_unix_nano=point.time_unix_nano,
+                )
+            )
     return out
 
 
 def _decode_logs(request: logs_service_pb2.ExportLogsServiceRequest) -> list[ReceivedLog]:
-    out = []
-    for resource_logs in request.resource_logs:
-        resource = _attributes(resource_logs.resource.attributes)
-        for scope_logs in resource_logs.scope_logs:
-            for record in scope_logs.log_records:
-                out.append(
-                    ReceivedLog(
-                        body=_value(record.body),
-                        severity_text=record.severity_text,
-                        severity_number=record.severity_number,
-                        attributes=_attributes(record.attributes),
-                        trace_id=record.trace_id.hex() if any(record.trace_id) else "",
-                        span_id=record.span_id.hex() if any(record.span_id) else "",
-                        resource=resource,
-                        scope=scope_logs.scope.name,
-                        event_name=getattr(record, "event_name", ""),
-                    )
-                )
-    return out
+    return [
+        ReceivedLog(
+            body=_value(record.body),
+            severity_text=record.severity_text,
+            severity_number=record.severity_number,
+            attributes=_attributes(record.attributes),
+            trace_id=record.trace_id.hex() if any(record.trace_id) else "",
+            span_id=record.span_id.hex() if any(record.span_id) else "",
+            resource=resource,
+            scope=scope,
+            event_name=getattr(record, "event_name", ""),
+        )
+        for resource, scope, record in _each(request.resource_logs, "scope_logs", "log_records")
+    ]
 
 
 def _matches(attributes: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
@@ -296,17 +294,7 @@ class OtlpReceiver:
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self), server)
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(self), server)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                bound = server.add_insecure_port(f"{self.host}:{self.port}")
-            except RuntimeError:
-                bound = 0
-            if bound == self.port:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"OTLP receiver could not bind {self.host}:{self.port}")
-            time.sleep(0.1)  # the previous server's socket is still closing
+        _bind(lambda: _add_grpc_port(server, self.host, self.port), self.host, self.port)
         server.start()
         self._server = server
         return self
@@ -521,6 +509,15 @@ class _HttpHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return None  # quiet: the tests read what was received, not an access log
+
+
+def _add_grpc_port(server: grpc.Server, host: str, port: int) -> None:
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
+    if bound != port:
+        raise OSError(f"gRPC could not bind {host}:{port}")
 
 
 def _bind(make: Callable[[], T], host: str, port: int) -> T:
