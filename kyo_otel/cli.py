@@ -23,7 +23,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from kyo_otel import catalog
-from kyo_otel.config import PARAMS, Settings, resolve_settings
+from kyo_otel.config import PARAMS, SIGNALS, Settings, resolve_settings
 from kyo_otel.errors import ConfigError
 
 DEFAULT_COLLECTOR = Path("collector") / "otel-collector.yaml"
@@ -237,8 +237,8 @@ def check_collector(path: Path, explicit: bool, target: str = "auto") -> list[Ch
     if not problems:
         return [Check("ok", f"{path} passes the {kind} collector checks")]
     return [
-        Check("FAIL", f"{path}: {getattr(p, 'where', '')}: {getattr(p, 'what', p)}".replace(": : ", ": "),
-              getattr(p, "fix", "") or "see the README's collector section")
+        Check("FAIL", ": ".join(part for part in (str(path), p.where, p.what) if part),
+              p.fix or "see the README's collector section")
         for p in problems
     ]
 
@@ -252,7 +252,7 @@ def doctor(args: argparse.Namespace, out: IO[str], env: dict[str, str] | None = 
         checks.append(Check("FAIL", f"configuration: {exc}", f"change {exc.source or 'the setting'} to an allowed value"))
     if settings is not None:
         out.write("\n".join(configuration_lines(settings)) + "\n\n")
-        otlp_signals = [s for s in ("traces", "metrics", "logs") if settings.exporter(s) == "otlp"]
+        otlp_signals = [s for s in SIGNALS if settings.exporter(s) == "otlp"]
         if not otlp_signals:
             checks.append(Check(
                 "skip",
