@@ -179,7 +179,7 @@ def _point_series(spec: MetricSpec, values: dict[str, int]) -> int:
 def estimate(
     tenants: int,
     instances: int = 1,
-    routes: int | None = None,
+    routes: int = DEFAULT_ROUTES,
     *,
     statuses_per_route: int = DEFAULT_STATUSES_PER_ROUTE,
     rate_limit_resources: int = DEFAULT_RATE_LIMIT_RESOURCES,
@@ -194,10 +194,11 @@ def estimate(
     ``instances`` (tasks) and ``processes_per_instance`` (gunicorn workers) do not change the
     metric count; they scale the EMF ingestion ceiling.
     """
-    for name, value in (("tenants", tenants), ("instances", instances), ("tenant_cap", tenant_cap)):
-        if value < (0 if name == "tenants" else 1):
-            raise ValueError(f"{name} must be {'>= 0' if name == 'tenants' else '>= 1'}, got {value}")
-    routes = DEFAULT_ROUTES if routes is None else routes
+    if tenants < 0:
+        raise ValueError(f"tenants must be >= 0, got {tenants}")
+    for name, value in (("instances", instances), ("tenant_cap", tenant_cap)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     values = dimension_value_counts(tenants, routes, statuses_per_route, rate_limit_resources, tenant_cap)
 
     counted = [

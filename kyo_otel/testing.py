@@ -91,7 +91,7 @@ class MetricPoint:
 
     def _merged(self, other: MetricPoint, *, replace_value: bool) -> MetricPoint:
         if replace_value:
-            return replace(other, attributes=self.attributes)
+            return other
         lows = [v for v in (self.min, other.min) if v is not None]
         highs = [v for v in (self.max, other.max) if v is not None]
         return replace(
@@ -218,7 +218,7 @@ class CapturedTelemetry:
         points = self.metric_points(name, **attributes)
         total = MetricPoint(name, dict(attributes), points[0].kind if points else "sum")
         for point in points:
-            total = total._merged(replace(point, attributes=total.attributes), replace_value=False)
+            total = total._merged(point, replace_value=False)
         return total
 
     # -- logs --------------------------------------------------------------------------------
