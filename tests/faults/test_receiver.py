@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kyo_otel import exporters, resolve_settings
 from kyo_otel.logs import KyoLoggingHandler
@@ -39,17 +40,13 @@ def span_exporter(receiver, timeout=2.0):
 
 
 def export_one_span(exporter, name="work", **attributes):
+    """Make one span and hand it to ``exporter`` directly, for the export's result."""
+    recorded = InMemorySpanExporter()
     provider = TracerProvider(shutdown_on_exit=False)
-    recorded = []
-
-    class Keep(SimpleSpanProcessor):
-        def on_end(self, span):
-            recorded.append(span)
-
-    provider.add_span_processor(Keep(exporter))
+    provider.add_span_processor(SimpleSpanProcessor(recorded))
     with provider.get_tracer("receiver-test").start_as_current_span(name, attributes=attributes):
         pass
-    return exporter.export(recorded)
+    return exporter.export(recorded.get_finished_spans())
 
 
 def test_it_keeps_every_span_metric_point_and_log_record_it_receives(receiver):

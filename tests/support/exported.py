@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from opentelemetry.sdk.metrics.export import MetricsData
+
 from kyo_otel.telemetry import Telemetry
 
 
-def exported_json(handle: Telemetry) -> str:
-    """Spans, log records and metric points (a collection: DELTA, so since the last one) as JSON lines."""
+def exported_json(handle: Telemetry, metrics: MetricsData | None) -> str:
+    """Spans, log records and ``metrics`` (a collection the caller took from
+    ``handle.memory.metrics``: DELTA, so a second one would miss these points) as JSON lines."""
     spans = [span.to_json(indent=None) for span in handle.memory.spans.get_finished_spans()]
     logs = [record.to_json(indent=None) for record in handle.memory.logs.get_finished_logs()]
-    metrics = handle.memory.metrics.get_metrics_data()
     return "\n".join([*spans, *logs, metrics.to_json(indent=None) if metrics is not None else ""])
