@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -319,19 +318,6 @@ end
 """
 
 
-def _wait_for_http(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # any HTTP answer means the workers are up
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer on port {port}")
-
-
 def _workers_cpu(server: subprocess.Popen[bytes]) -> tuple[float, float]:
     """CPU seconds (user + system) of the gunicorn workers (the arbiter only supervises): all
     threads, and the request-serving main threads alone."""
@@ -361,8 +347,8 @@ def _wrk(port: int, seconds: float, connections: int, script: str) -> tuple[floa
 
 
 def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any) -> dict[str, Any]:
-    from tests.support.gunicorn_app import _has_setting
-    from tests.support.redis_server import free_port
+    from kyo_otel.receiver import free_port
+    from tests.support.gunicorn_app import _has_setting, wait_until_serving
 
     if shutil.which("wrk") is None:
         print("\n== Throughput: skipped, `wrk` is not installed (apt-get install wrk; `make bench` does it)")
@@ -389,8 +375,8 @@ def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any
                 command.append("--no-control-socket")  # gunicorn >= 25: one socket path per user, the three would collide
             process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
             servers[variant] = (process, port)
-        for variant, (_, port) in servers.items():
-            _wait_for_http(port)
+        for process, port in servers.values():
+            wait_until_serving(f"http://127.0.0.1:{port}", process)
             _wrk(port, 1, args.connections, script)  # warm-up
         for n in range(args.throughput_rounds):
             order = VARIANTS[n % 3:] + VARIANTS[: n % 3]

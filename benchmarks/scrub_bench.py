@@ -151,11 +151,6 @@ def _round(run: Callable[[], None], n: int) -> float:
     return (time.thread_time() - start) / n * 1e6
 
 
-def best(run: Callable[[], None], n: int, rounds: int) -> float:
-    """Best per-item thread CPU time in microseconds."""
-    return min(_round(run, n) for _ in range(rounds))
-
-
 def best_pair(off: Callable[[], None], on: Callable[[], None], n: int, rounds: int) -> tuple[float, float]:
     """Off and on in alternating rounds (machine noise hits both alike); best of each."""
     offs, ons = [], []

@@ -8,7 +8,7 @@
 through it and summarises the telemetry; ``sample_app/gunicorn.conf.py`` is the production entry.
 """
 
-from sample_app.app import SERVICE_NAME, audit, connect_redis, create_app, embedded_redis
+from sample_app.app import SERVICE_NAME, connect_redis, create_app, embedded_redis
 from sample_app.otp import OtpService, OtpSettings
 from sample_app.sms import LoggingSender, OutboxSender, SmsSender, mask_phone
 
@@ -19,7 +19,6 @@ __all__ = [
     "OtpSettings",
     "OutboxSender",
     "SmsSender",
-    "audit",
     "connect_redis",
     "create_app",
     "embedded_redis",

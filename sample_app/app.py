@@ -22,7 +22,6 @@ from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 
 import kyo_otel
-from kyo_otel.audit import audit as kyo_audit
 from kyo_otel.health import RedisHealth
 from sample_app import otp as otp_lib
 from sample_app.otp import InvalidField, OtpService, OtpSettings, VerificationConflict
@@ -93,11 +92,6 @@ def resolve_settings(
         rate_window_seconds=_setting("OTP_RATE_WINDOW_SECONDS", rate_window_seconds, env, 600, 1, 86_400),
         max_attempts=_setting("OTP_MAX_ATTEMPTS", max_attempts, env, 5, 1, 100),
     )
-
-
-def audit(action: str, resource: str, *, user_id: str, tenant_id: str, result: str, **context: Any) -> None:
-    """One audit record: kept a year in its own log group, never dropped by log levels."""
-    kyo_audit(action, resource, user_id=user_id, tenant_id=tenant_id, result=result, **context)
 
 
 def _error(status: int, error: str, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> Any:
@@ -215,7 +209,7 @@ def create_app(
         result = service.verify(tenant, phone, code)
         kyo_otel.otp.verified(tenant, result.success, result.reason)
         outcome = "success" if result.success else "failure"
-        audit(
+        kyo_otel.audit(  # kept a year in its own log group, never dropped by log levels
             "otp.verify",
             "otp",
             user_id="phone:" + service.phone_ref(tenant, phone),  # a keyed pseudonym, never the number

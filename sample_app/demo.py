@@ -365,8 +365,8 @@ def run_demo(duration: float = 15.0, redis_url: str | None = None, *, workers: i
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # an access line per request adds nothing to the spans
     client = connect_redis(redis_url) if redis_url else embedded_redis()
     outbox = OutboxSender()
+    # Instrumented by create_app: telemetry is configured above.
     app = create_app(client, ttl_seconds=DEMO_TTL, rate_limit=5, rate_window_seconds=60, sender=outbox)
-    kyo_otel.instrument_app(app, telemetry, redis=client)  # a no-op when create_app already did it
     server = make_server("127.0.0.1", 0, app, threaded=True)
     server_thread = threading.Thread(target=server.serve_forever, name="demo-server", daemon=True)
     server_thread.start()

@@ -76,22 +76,23 @@ def validate_tenant(value: str | None) -> str:
     return value
 
 
+def _required_text(body: dict[str, Any], field: str, pattern: re.Pattern[str], message: str) -> str:
+    """``body[field]``: a 400 ``missing_field`` when absent or null, ``invalid_field`` when it is
+    not a string matching ``pattern``."""
+    value = body.get(field)
+    if value is None:
+        raise InvalidField(field, f"{field} is required", "missing_field")
+    if not isinstance(value, str) or not pattern.match(value):
+        raise InvalidField(field, message)
+    return value
+
+
 def validate_phone(body: dict[str, Any]) -> str:
-    if "phone" not in body or body["phone"] is None:
-        raise InvalidField("phone", "phone is required", "missing_field")
-    phone = body["phone"]
-    if not isinstance(phone, str) or not PHONE_PATTERN.match(phone):
-        raise InvalidField("phone", "phone must be a string in E.164 format, e.g. +886912345678")
-    return phone
+    return _required_text(body, "phone", PHONE_PATTERN, "phone must be a string in E.164 format, e.g. +886912345678")
 
 
 def validate_code(body: dict[str, Any]) -> str:
-    if "code" not in body or body["code"] is None:
-        raise InvalidField("code", "code is required", "missing_field")
-    code = body["code"]
-    if not isinstance(code, str) or not CODE_PATTERN.match(code):
-        raise InvalidField("code", "code must be a string of 6 digits")
-    return code
+    return _required_text(body, "code", CODE_PATTERN, "code must be a string of 6 digits")
 
 
 def _text(value: Any) -> bytes:

@@ -53,7 +53,7 @@ def outbox():
 @pytest.fixture
 def make_app(redis_client, outbox, telemetry):
     def make(client=None, **settings):
-        return create_app(client or redis_client, secret=SECRET, sender=outbox, **settings)
+        return create_app(client or redis_client, **{"secret": SECRET, "sender": outbox, **settings})
 
     return make
 
@@ -276,7 +276,7 @@ def test_unknown_paths_wrong_methods_and_big_bodies_are_json(http, telemetry):
 
 
 def test_an_sms_gateway_failure_is_502_and_leaves_no_usable_code(make_app, redis_client, telemetry):
-    http = create_app(redis_client, secret=SECRET, sender=FailingSender()).test_client()
+    http = make_app(sender=FailingSender()).test_client()
     response = send(http)
     assert response.status_code == 502 and response.get_json()["error"] == "sms_failed"
     assert redis_client.keys("otp:code:*") == []

@@ -4,7 +4,6 @@ signal), ``python -m sample_app demo``, and gunicorn with ``sample_app/gunicorn.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,17 +15,16 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from kyo_otel.receiver import OtlpReceiver
-from tests.support.redis_server import free_port
+from kyo_otel.receiver import OtlpReceiver, free_port
+from tests.support.gunicorn_app import process_env, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 PHONE = "+886912345678"
 
 
 def environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KYO_OTEL_", "OTEL_", "OTP_", "REDIS_URL", "GUNICORN_"))}
-    env.update(PYTHONPATH=str(ROOT), NO_COLOR="1", PYTHONUNBUFFERED="1", **extra)
-    return env
+    """This process's environment without telemetry, Redis, OTP or gunicorn settings, plus ``extra``."""
+    return process_env({"NO_COLOR": "1", "PYTHONUNBUFFERED": "1", **extra})
 
 
 def call(url: str, body: dict | None = None, tenant: str = "acme") -> tuple[int, dict]:
@@ -37,19 +35,6 @@ def call(url: str, body: dict | None = None, tenant: str = "acme") -> tuple[int,
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"exited with {process.returncode}: {process.communicate()}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=1):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not start within {timeout}s")
 
 
 def stop(process: subprocess.Popen, signum: int, timeout: float = 20) -> tuple[str, str]:
@@ -109,11 +94,8 @@ def test_make_run_exports_to_a_collector_when_the_standard_variables_say_so():
     assert {item.resource.get("service.name") for item in everything} == {"kyo-otp-service"}
     points = receiver.metric_points("kyo.otp.sent")
     assert {(p.kind, p.temporality) for p in points} == {("sum", "delta")}
-    sent: dict[str, float] = {}
-    for point in points:
-        tenant = point.attributes["kyo.tenant.id"]
-        sent[tenant] = sent.get(tenant, 0) + point.value
-    assert sent == {"acme": 1, "globex": 1}
+    tenants = {point.attributes["kyo.tenant.id"] for point in points}
+    assert {t: receiver.metric_total("kyo.otp.sent", **{"kyo.tenant.id": t}) for t in tenants} == {"acme": 1, "globex": 1}
     bodies = [record.body for record in receiver.logs()]
     assert bodies.count("otp sent") == 2
     assert {"otp verification failed", "otp verified"} & set(bodies)

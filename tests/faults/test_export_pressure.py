@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kyo_otel import exporters, resolve_settings
 from tests.support.subprocess_python import last_json_line, run_python
@@ -48,11 +49,12 @@ def test_a_batch_retried_against_an_unavailable_collector_is_encoded_once(receiv
     receiver.error = grpc.StatusCode.UNAVAILABLE
     settings = resolve_settings({"profile": "otlp", "otlp_endpoint": receiver.endpoint, "otlp_timeout": 2.5}, env={})
     exporter = exporters.otlp_span_exporter(settings)
-    spans = []
+    finished = InMemorySpanExporter()
     provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(SimpleSpanProcessor(_Keep(spans)))
+    provider.add_span_processor(SimpleSpanProcessor(finished))
     with provider.get_tracer("retry").start_as_current_span("work"):
         pass
+    spans = finished.get_finished_spans()  # one batch, passed as the same object each time
 
     first = exporter._translate_data(spans)  # what the first attempt sends
     assert exporter._translate_data(spans) is first  # and every retry of the same batch
@@ -60,14 +62,3 @@ def test_a_batch_retried_against_an_unavailable_collector_is_encoded_once(receiv
     assert receiver.refused["traces"] >= 2  # it was retried
     assert exporter._translate_data(spans) is not first  # nothing kept between exports
 
-
-class _Keep:
-    def __init__(self, into: list) -> None:
-        self.into = into
-
-    def export(self, spans):
-        self.into.extend(spans)
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        return None

@@ -14,11 +14,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psutil
 
-from tests.support.redis_server import free_port
+from kyo_otel.receiver import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "sample_app" / "gunicorn.conf.py"
@@ -174,3 +176,17 @@ def request(port: int, method: str, path: str, body: bytes | None = None, header
         return response.status, response.read()
     finally:
         connection.close()
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    """Wait until ``url/health`` answers 2xx; an AssertionError if ``process`` exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"exited with {process.returncode}: {process.communicate()}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not start within {timeout}s")
