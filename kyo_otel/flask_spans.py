@@ -82,8 +82,9 @@ class HeaderCapture:
     credentials and phone numbers in what is captured before it is exported."""
 
     def __init__(self, names: str | None, sanitized: str | None, prefix: str) -> None:
-        self._match = _any_of(names, re.fullmatch)
-        self._redact = _any_of(sanitized, re.search)
+        match, redact = _any_of(names), _any_of(sanitized)
+        self._match = match.fullmatch if match is not None else None
+        self._redact = redact.search if redact is not None else None
         self._prefix = prefix
 
     def __bool__(self) -> bool:
@@ -92,9 +93,9 @@ class HeaderCapture:
     def attributes(self, headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
         """``headers``: (name, value) pairs; a repeated name's values are joined with commas."""
         match, redact = self._match, self._redact
-        joined: dict[str, str] = {}
         if match is None:
             return {}
+        joined: dict[str, str] = {}
         for name, value in headers:
             if match(name):
                 name = name.lower()
@@ -113,12 +114,10 @@ class HeaderCapture:
         )
 
 
-def _any_of(patterns: str | None, how: Callable[..., Any]) -> Callable[[str], Any] | None:
+def _any_of(patterns: str | None) -> re.Pattern[str] | None:
+    """One case-insensitive alternation of comma-separated patterns; ``None`` when there are none."""
     names = [p.strip() for p in (patterns or "").split(",") if p.strip()]
-    if not names:
-        return None
-    compiled = re.compile("|".join(names), re.IGNORECASE)
-    return compiled.fullmatch if how is re.fullmatch else compiled.search
+    return re.compile("|".join(names), re.IGNORECASE) if names else None
 
 
 def _request_headers(environ: Any) -> Iterator[tuple[str, str]]:
@@ -139,6 +138,15 @@ def _host_without_port(host: str) -> str:
     return host
 
 
+def _add_port(attributes: dict[str, Any], key: str, port: str | None) -> None:
+    """A port from the environ, when it is a number."""
+    if port:
+        try:
+            attributes[key] = int(port)
+        except ValueError:
+            pass
+
+
 def request_attributes(environ: Any, method: str) -> dict[str, Any]:
     """The span's request attributes, each read once from the environ."""
     attributes: dict[str, Any] = {"http.request.method": method, "url.scheme": environ.get("wsgi.url_scheme", "http")}
@@ -148,12 +156,7 @@ def request_attributes(environ: Any, method: str) -> dict[str, Any]:
     host = environ.get("HTTP_HOST")
     if host:
         attributes["server.address"] = _host_without_port(host)
-    port = environ.get("SERVER_PORT")
-    if port:
-        try:
-            attributes["server.port"] = int(port)
-        except ValueError:
-            pass
+    _add_port(attributes, "server.port", environ.get("SERVER_PORT"))
     attributes["url.path"] = environ.get("PATH_INFO") or "/"
     query = environ.get("QUERY_STRING")
     if query:
@@ -161,12 +164,7 @@ def request_attributes(environ: Any, method: str) -> dict[str, Any]:
     client = environ.get("REMOTE_HOST") or environ.get("REMOTE_ADDR")
     if client:
         attributes["client.address"] = client
-    client_port = environ.get("REMOTE_PORT")
-    if client_port:
-        try:
-            attributes["client.port"] = int(client_port)
-        except ValueError:
-            pass
+    _add_port(attributes, "client.port", environ.get("REMOTE_PORT"))
     agent = environ.get("HTTP_USER_AGENT")
     if agent:
         attributes["user_agent.original"] = agent
