@@ -72,10 +72,9 @@ def _install_request_hooks(
     excluded: tuple[str, ...],
     request_context: RequestContext | None,
     active: ActiveTenants | None,
-    metrics: bool,
 ) -> None:
-    """``X-Request-Id`` echoed in the response; with ``metrics``, the request's latency by route
-    template and its tenant among the active ones; with ``request_context`` (when no kyo_otel
+    """``X-Request-Id`` echoed in the response; with ``active`` (metrics on), the request's latency
+    by route template and its tenant among the active ones; with ``request_context`` (when no kyo_otel
     server span enters it), the request and tenant ids for the request's log records and span.
 
     One hook on each side of the request rather than one per concern: each Flask hook and each
@@ -110,7 +109,7 @@ def _install_request_hooks(
         headers = response.headers
         if request_id is not None and request_id_header not in headers:
             headers[request_id_header] = request_id
-        if not metrics:
+        if active is None:  # metrics off
             return response
         start = request.environ.get(_START)
         if start is None or request.path in excluded_set:
@@ -118,7 +117,7 @@ def _install_request_hooks(
         rule = request.url_rule
         status = response.status_code
         recorder().request(rule.rule if rule is not None else None, request.method, status, time.perf_counter() - start)
-        if active is not None and status < 400:
+        if status < 400:
             active.mark(context.tenant_id())  # read from the header once, in RequestContext.begin
         return response
 
@@ -234,7 +233,7 @@ def instrument_app(
             excluded_urls=",".join(re.escape(path) + r"(\?|$)" for path in settings.excluded_urls),
         )
     # After the instrumentation's own hooks: the server span is current when ours run.
-    _install_request_hooks(app, settings.excluded_urls, request_context, active, metrics=active is not None)
+    _install_request_hooks(app, settings.excluded_urls, request_context, active)
     if active is not None:
         telemetry.observe_levels(health, active)
     return app
