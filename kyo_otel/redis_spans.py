@@ -176,7 +176,8 @@ def _queued(instance: Any) -> Any:
     return instance.command_stack
 
 
-def _pipeline_span(instance: Any, _: Any = None) -> tuple[str, dict[str, Any]]:
+def _pipeline_span(instance: Any, _: Any) -> tuple[str, dict[str, Any]]:
+    """``execute``'s own arguments (``raise_on_error``) say nothing: the queued commands do."""
     try:
         queued = [command.args if hasattr(command, "args") else command[0] for command in _queued(instance)]
         statement = "\n".join([_sanitized(args) for args in queued])
@@ -236,11 +237,11 @@ _NOT_ERRORS: tuple[type[BaseException], ...] = (redis.WatchError,)
 """A transaction's expected retry signal, not an error (contrib leaves the status unset)."""
 
 
-def _traced(original: Callable[..., Any], describe: Callable[..., Any], with_args: bool) -> Callable[..., Any]:
+def _traced(original: Callable[..., Any], describe: _Describe) -> Callable[..., Any]:
     """``original`` (a command or a pipeline's execute) inside a client span."""
 
     def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
-        started = _begin(describe, self, args if with_args else None)
+        started = _begin(describe, self, args)
         if started is None:
             return original(self, *args, **kwargs)
         span, token = started
@@ -257,11 +258,11 @@ def _traced(original: Callable[..., Any], describe: Callable[..., Any], with_arg
     return _marked(traced, original)
 
 
-def _traced_async(original: Callable[..., Any], describe: Callable[..., Any], with_args: bool) -> Callable[..., Any]:
+def _traced_async(original: Callable[..., Any], describe: _Describe) -> Callable[..., Any]:
     """The same for the asyncio client's coroutines."""
 
     async def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
-        started = _begin(describe, self, args if with_args else None)
+        started = _begin(describe, self, args)
         if started is None:
             return await original(self, *args, **kwargs)
         span, token = started
@@ -279,19 +280,19 @@ def _traced_async(original: Callable[..., Any], describe: Callable[..., Any], wi
 
 
 def _command(original: Callable[..., Any]) -> Callable[..., Any]:
-    return _traced(original, _command_span, with_args=True)
+    return _traced(original, _command_span)
 
 
 def _pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
-    return _traced(original, _pipeline_span, with_args=False)
+    return _traced(original, _pipeline_span)
 
 
 def _async_command(original: Callable[..., Any]) -> Callable[..., Any]:
-    return _traced_async(original, _command_span, with_args=True)
+    return _traced_async(original, _command_span)
 
 
 def _async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
-    return _traced_async(original, _pipeline_span, with_args=False)
+    return _traced_async(original, _pipeline_span)
 
 
 _TARGETS: tuple[tuple[type, str, Callable[[Any], Callable[..., Any]]], ...] = (
