@@ -20,7 +20,7 @@ from typing import Any
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import get_current
 
-from kyo_otel.context import add_correlation, tenant_id as current_tenant_id
+from kyo_otel.context import TENANT_ID, add_correlation, tenant_id as current_tenant_id
 
 AUDIT_ATTRIBUTE = "kyo.log.type"
 """The log-record attribute the collector filters on to route audit records."""
@@ -48,7 +48,7 @@ def audit_attributes(
         attributes[USER_ID] = str(user_id)
     tenant = tenant_id if tenant_id is not None else current_tenant_id()
     if tenant is not None:
-        attributes["kyo.tenant.id"] = str(tenant)
+        attributes[TENANT_ID] = str(tenant)
     add_correlation(attributes)
     return attributes
 

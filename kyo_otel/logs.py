@@ -58,20 +58,25 @@ def _clean(attributes: dict[str, Any]) -> None:
             attributes[key] = _clean_attribute_value(value, None)
 
 
+def _enqueue(queue: Any, record: LogRecord, resource: Any, scope: Any) -> None:
+    """Put a record (attributes cleaned) straight into kyo's batch queue, built once."""
+    record.context = _NO_CONTEXT  # the queue keeps the record's ids, not the request's context
+    queue.emit(ReadableLogRecord(log_record=record, resource=resource, instrumentation_scope=scope))
+
+
 def emit(provider: LoggerProvider, logger_name: str, record: LogRecord) -> None:
     """Emit an OpenTelemetry log record, past stdlib logging (audit records): straight into kyo's
     batch queue when there is one, else through the SDK logger."""
+    logger = provider.get_logger(logger_name)
     queue = getattr(provider, "_kyo_batch_queue", None)
     if queue is None:
-        provider.get_logger(logger_name).emit(record)
+        logger.emit(record)
         return
-    logger = provider.get_logger(logger_name)
     if record.attributes:
         attributes = dict(record.attributes)
         _clean(attributes)
         record.attributes = attributes
-    record.context = _NO_CONTEXT
-    queue.emit(ReadableLogRecord(log_record=record, resource=logger.resource, instrumentation_scope=logger.instrumentation_scope))
+    _enqueue(queue, record, logger.resource, logger.instrumentation_scope)
 
 
 class KyoLoggingHandler(LoggingHandler):
@@ -127,8 +132,7 @@ class KyoLoggingHandler(LoggingHandler):
                 attributes=attributes,
                 event_name=event_name,
             )
-            api_record.context = _NO_CONTEXT  # the queue keeps ids, not the request's context
-            direct.emit(ReadableLogRecord(log_record=api_record, resource=resource, instrumentation_scope=scope))
+            _enqueue(direct, api_record, resource, scope)
         finally:
             self._is_emitting.reset(token)
 
