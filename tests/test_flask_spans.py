@@ -172,7 +172,7 @@ def test_an_app_the_contrib_instrumentation_already_spans_gets_no_second_span(ky
     assert [s.instrumentation_scope.name for s in kyo_telemetry.spans()] == ["opentelemetry.instrumentation.flask"]
 
 
-def test_the_contrib_instrumentation_adds_no_second_span_to_a_kyo_app(kyo_telemetry, shop, caplog):
+def test_the_contrib_instrumentation_adds_no_second_span_to_a_kyo_app(kyo_telemetry, shop):
     kyo_otel.instrument_app(shop)
     FlaskInstrumentor.instrument_app(shop, tracer_provider=kyo_telemetry.handle.tracer_provider)
     shop.test_client().get("/orders/7")
