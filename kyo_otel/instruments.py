@@ -26,8 +26,8 @@ _logger = logging.getLogger(__name__)
 def create_instrument(meter: Meter, spec: MetricSpec, callbacks: Iterable[Callable[[CallbackOptions], Iterable[Observation]]] = ()) -> Any:
     """The one place that turns a catalog entry into an instrument."""
     common = {"name": spec.name, "unit": spec.unit, "description": spec.description}
-    if spec.kind == "counter":
-        return meter.create_counter(**common)
+    if spec.kind == "counter":  # summed in the process, observed at each collection: ProcessCounter
+        return meter.create_observable_counter(callbacks=list(callbacks), **common)
     if spec.kind == "histogram":
         return meter.create_histogram(**common)
     if spec.kind == "gauge":
@@ -52,9 +52,7 @@ class ProcessCounter:
     def __init__(self, meter: Meter, spec: MetricSpec) -> None:
         self._series: dict[int, list[Any]] = {}  # id(attributes) -> [attributes, total, total reported]
         self._lock = threading.Lock()
-        meter.create_observable_counter(
-            name=spec.name, unit=spec.unit, description=spec.description, callbacks=[self._observe]
-        )
+        create_instrument(meter, spec, [self._observe])
 
     def add(self, amount: int, attributes: dict[str, Any]) -> None:
         with self._lock:
