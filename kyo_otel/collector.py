@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from kyo_otel import catalog
+from kyo_otel.audit import AUDIT_ATTRIBUTE, AUDIT_VALUE
+from kyo_otel.aws_names import APPLICATION_LOG_GROUP, AUDIT_LOG_GROUP, METRICS_LOG_GROUP
 from kyo_otel.ottl import LogView, UnsupportedCondition, condition_matches
 
-from kyo_otel.audit import AUDIT_ATTRIBUTE, AUDIT_VALUE
-
-from kyo_otel.aws_names import APPLICATION_LOG_GROUP, AUDIT_LOG_GROUP, METRICS_LOG_GROUP  # noqa: E402
 LOG_STREAM = "{TaskId}"
 """One stream per ECS task; awsemf and awscloudwatchlogs fill the placeholder from aws.ecs.task.id."""
 
@@ -39,6 +38,10 @@ HEALTH_CHECK_ENDPOINT = "127.0.0.1:13133"
 
 INDEXED_SPAN_ATTRIBUTES = (catalog.ROUTE, catalog.METHOD, catalog.STATUS_CODE, catalog.TENANT)
 """Span attributes X-Ray indexes as annotations (searchable); the others go to metadata."""
+
+AUDIT_IS = f'attributes["{AUDIT_ATTRIBUTE}"] == "{AUDIT_VALUE}"'
+AUDIT_IS_NOT = f'attributes["{AUDIT_ATTRIBUTE}"] != "{AUDIT_VALUE}"'
+"""OTTL conditions of the two logs filters (a filter drops a record when its condition is true)."""
 
 ECS_LOG_ATTRIBUTES = ("aws.log.group.names", "aws.log.group.arns", "aws.log.stream.names", "aws.log.stream.arns")
 """Set by the ECS detector from the task's awslogs driver; they would beat awsxray's aws_log_groups."""
@@ -76,11 +79,19 @@ CLOUDWATCH_UNITS = frozenset(
 )
 """CloudWatch StandardUnit values; awsemf drops a metric_descriptor with any other unit."""
 
-KINDS = ("receivers", "processors", "exporters", "extensions", "connectors")
+COMPONENT_KINDS = ("receivers", "processors", "exporters", "extensions")
+KINDS = (*COMPONENT_KINDS, "connectors")
 SIGNALS = ("traces", "metrics", "logs")
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 # Where each exporter can be used at all.
 _EXPORTER_SIGNALS = {"awsemf": {"metrics"}, "awsxray": {"traces"}, "awscloudwatchlogs": {"logs"}}
+
+# The keys of a filter processor that filter each signal.
+_FILTER_SECTIONS = {
+    "traces": ("traces", "spans", "trace_conditions"),
+    "metrics": ("metrics", "metric_conditions"),
+    "logs": ("logs", "log_conditions"),
+}
 
 # Keys adot_components.json does not list, read from the same vendored sources (contrib/core v0.156).
 _EXTRA_NESTED: dict[str, dict[str, list[str]]] = {
@@ -168,8 +179,6 @@ def metric_selector(name: str) -> str:
 def render_production_config() -> dict[str, Any]:
     """The ADOT sidecar's config as a dict; ``render_production_yaml()`` writes it with comments."""
     metrics = catalog.METRICS
-    audit_is = f'attributes["{AUDIT_ATTRIBUTE}"] == "{AUDIT_VALUE}"'
-    audit_is_not = f'attributes["{AUDIT_ATTRIBUTE}"] != "{AUDIT_VALUE}"'
     log_sending = {
         "sending_queue": {"enabled": True, "queue_size": 1000},
         "retry_on_failure": {
@@ -196,8 +205,8 @@ def render_production_config() -> dict[str, Any]:
                 "error_mode": "ignore",
                 "metrics": {"include": {"match_type": "strict", "metric_names": [m.name for m in metrics]}},
             },
-            "filter/application_logs": {"error_mode": "ignore", "logs": {"log_record": [audit_is]}},
-            "filter/audit_logs": {"error_mode": "ignore", "logs": {"log_record": [audit_is_not]}},
+            "filter/application_logs": {"error_mode": "ignore", "logs": {"log_record": [AUDIT_IS]}},
+            "filter/audit_logs": {"error_mode": "ignore", "logs": {"log_record": [AUDIT_IS_NOT]}},
             "batch/traces": {"timeout": "5s", "send_batch_size": 256, "send_batch_max_size": 512},
             "batch/metrics": {"timeout": "10s", "send_batch_size": 1024, "send_batch_max_size": 2048},
             "batch/logs": {"timeout": "5s", "send_batch_size": 512, "send_batch_max_size": 1024},
@@ -374,6 +383,17 @@ def _body(config: Mapping[str, Any], kind: str, component_id: str) -> dict[str, 
     return body if isinstance(body, dict) else {}
 
 
+def _exporters_in(config: Mapping[str, Any], signal: str, exporter_type: str) -> list[tuple[str, dict[str, Any], str]]:
+    """(pipeline name, pipeline, exporter id) for each ``exporter_type`` exporter of a ``signal`` pipeline."""
+    return [
+        (name, pipeline, exporter)
+        for name, pipeline in _pipelines(config).items()
+        if name.split("/", 1)[0] == signal
+        for exporter in _ids(pipeline, "exporters")
+        if component_type(exporter) == exporter_type
+    ]
+
+
 # --- what awsemf emits -------------------------------------------------------------------
 
 OTEL_LIB = "OTelLib"
@@ -395,7 +415,7 @@ def _resource_labels(converted: bool, exclude_service: bool) -> set[str]:
 
 def _metric_filter_names(config: Mapping[str, Any], processors: Iterable[str]) -> set[str] | None:
     """Catalog metric names that pass the pipeline's filters, or None when a filter cannot be read."""
-    names = {m.name for m in catalog.METRICS}
+    names = set(catalog.BY_NAME)
     for processor in processors:
         if component_type(processor) != "filter":
             continue
@@ -442,42 +462,35 @@ def emitted_dimension_sets(config: Mapping[str, Any]) -> dict[str, set[tuple[str
     are absent; a metric present with an empty set is written to the EMF log group only.
     """
     emitted: dict[str, set[tuple[str, ...]]] = {}
-    for pipeline_name, pipeline in _pipelines(config).items():
-        if pipeline_name.split("/", 1)[0] != "metrics":
-            continue
+    for _, pipeline, exporter in _exporters_in(config, "metrics", "awsemf"):
         names = _metric_filter_names(config, _ids(pipeline, "processors"))
         if names is None:
-            names = {m.name for m in catalog.METRICS}
-        for exporter in _ids(pipeline, "exporters"):
-            if component_type(exporter) != "awsemf":
+            names = set(catalog.BY_NAME)
+        body = _body(config, "exporters", exporter)
+        conversion = body.get("resource_to_telemetry_conversion") or {}
+        resource = _resource_labels(bool(conversion.get("enabled")), bool(conversion.get("exclude_service_attributes")))
+        option = body.get("dimension_rollup_option", "ZeroAndSingleDimensionRollup")
+        declarations = [d for d in body.get("metric_declarations") or [] if isinstance(d, dict)]
+        for name in names:
+            spec = catalog.BY_NAME[name]
+            labels = set(spec.attributes) | resource | {OTEL_LIB}
+            sets = emitted.setdefault(name, set())
+            if not declarations:  # every label is one dimension set, plus rollups
+                sets.add(tuple(sorted(labels)))
+                sets.update(_rollup(option, labels))
                 continue
-            body = _body(config, "exporters", exporter)
-            conversion = body.get("resource_to_telemetry_conversion") or {}
-            resource = _resource_labels(
-                bool(conversion.get("enabled")), bool(conversion.get("exclude_service_attributes"))
-            )
-            option = body.get("dimension_rollup_option", "ZeroAndSingleDimensionRollup")
-            declarations = [d for d in body.get("metric_declarations") or [] if isinstance(d, dict)]
-            for name in names:
-                spec = catalog.BY_NAME[name]
-                labels = set(spec.attributes) | resource | {OTEL_LIB}
-                sets = emitted.setdefault(name, set())
-                if not declarations:  # every label is one dimension set, plus rollups
-                    sets.add(tuple(sorted(labels)))
-                    sets.update(_rollup(option, labels))
+            for declaration in declarations:
+                selectors = [s for s in declaration.get("metric_name_selectors") or [] if isinstance(s, str)]
+                if not any(_safe_search(s, name) for s in selectors):
                     continue
-                for declaration in declarations:
-                    selectors = [s for s in declaration.get("metric_name_selectors") or [] if isinstance(s, str)]
-                    if not any(_safe_search(s, name) for s in selectors):
-                        continue
-                    matched = False
-                    for dims in declaration.get("dimensions") or []:
-                        dims = tuple(sorted(set(dims or [])))
-                        if len(dims) <= 10 and set(dims) <= labels:
-                            sets.add(dims)
-                            matched = True
-                    if matched:
-                        sets.update(_rollup(option, labels))
+                matched = False
+                for dims in declaration.get("dimensions") or []:
+                    dims = tuple(sorted(set(dims or [])))
+                    if len(dims) <= 10 and set(dims) <= labels:
+                        sets.add(dims)
+                        matched = True
+                if matched:
+                    sets.update(_rollup(option, labels))
     return emitted
 
 
@@ -510,13 +523,9 @@ def pipeline_keeps_log(config: Mapping[str, Any], pipeline_name: str, record: Lo
 def log_pipelines_by_group(config: Mapping[str, Any]) -> dict[str, list[str]]:
     """CloudWatch log group -> the logs pipelines that write to it."""
     groups: dict[str, list[str]] = {}
-    for name, pipeline in _pipelines(config).items():
-        if name.split("/", 1)[0] != "logs":
-            continue
-        for exporter in _ids(pipeline, "exporters"):
-            if component_type(exporter) == "awscloudwatchlogs":
-                group = _body(config, "exporters", exporter).get("log_group_name", "")
-                groups.setdefault(str(group), []).append(name)
+    for name, _, exporter in _exporters_in(config, "logs", "awscloudwatchlogs"):
+        group = _body(config, "exporters", exporter).get("log_group_name", "")
+        groups.setdefault(str(group), []).append(name)
     return groups
 
 
@@ -560,7 +569,7 @@ def validate(config_or_path: Mapping[str, Any] | str | Path, *, target: str = "a
 
 def _check_structure(config: Mapping[str, Any], target: str) -> list[Problem]:
     problems = []
-    allowed_top = {"receivers", "processors", "exporters", "extensions", "connectors", "service"}
+    allowed_top = {*KINDS, "service"}
     for key in config:
         if key not in allowed_top:
             problems.append(
@@ -570,7 +579,9 @@ def _check_structure(config: Mapping[str, Any], target: str) -> list[Problem]:
                     "use only " + ", ".join(sorted(allowed_top)),
                 )
             )
-    if target == "adot" and _section(config, "connectors"):
+    if target != "adot":
+        return problems
+    if _section(config, "connectors"):
         problems.append(
             Problem(
                 "connectors",
@@ -579,19 +590,18 @@ def _check_structure(config: Mapping[str, Any], target: str) -> list[Problem]:
             )
         )
     shipped = adot_components()["adot_inclusion"]
-    for kind in ("receivers", "processors", "exporters", "extensions"):
+    for kind in COMPONENT_KINDS:
+        names = {n.rstrip("*") for n in shipped[kind]}
         for component_id in _section(config, kind):
             ctype = component_type(component_id)
-            if target == "adot":
-                names = {n.rstrip("*") for n in shipped[kind]}
-                if ctype not in names:
-                    problems.append(
-                        Problem(
-                            f"{kind}.{component_id}",
-                            f"ADOT v0.49 does not ship the {ctype} {kind[:-1]}",
-                            f"use one of: {', '.join(sorted(names))}",
-                        )
+            if ctype not in names:
+                problems.append(
+                    Problem(
+                        f"{kind}.{component_id}",
+                        f"ADOT v0.49 does not ship the {ctype} {kind[:-1]}",
+                        f"use one of: {', '.join(sorted(names))}",
                     )
+                )
     return problems
 
 
@@ -627,7 +637,7 @@ def _nested_table(nested: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
 
 def _check_keys(config: Mapping[str, Any], target: str) -> list[Problem]:
     problems = []
-    for kind in ("receivers", "processors", "exporters", "extensions"):
+    for kind in COMPONENT_KINDS:
         for component_id, body in _section(config, kind).items():
             ctype = component_type(component_id)
             where = f"{kind}.{component_id}"
@@ -692,11 +702,11 @@ def _check_mapping(
             child_keys = _lookup(nested, child)
             if child_keys is not None:
                 problems += _check_mapping(where, value, child, child_keys, nested, ctype)
-            else:
-                entry_keys = _lookup(nested, child + ".*")  # a map of names, e.g. resource_attributes.<name>
-                for sub, subvalue in value.items() if entry_keys is not None else ():
+            # else a map of names, e.g. resource_attributes.<name>
+            elif (entry_keys := _lookup(nested, child + ".*")) is not None:
+                for sub, subvalue in value.items():
                     if isinstance(subvalue, dict):
-                        problems += _check_mapping(where, subvalue, f"{child}.{sub}", entry_keys or [], nested, ctype)
+                        problems += _check_mapping(where, subvalue, f"{child}.{sub}", entry_keys, nested, ctype)
         elif isinstance(value, list):
             item_keys = _lookup(nested, child + "[]")
             if item_keys is not None:
@@ -765,11 +775,7 @@ def _check_pipelines(config: Mapping[str, Any]) -> list[Problem]:
                     )
                 if kind == "processors" and ctype == "filter" and signal in SIGNALS:
                     body = _body(config, "processors", component_id)
-                    own = {
-                        "traces": ("traces", "spans", "trace_conditions"),
-                        "metrics": ("metrics", "metric_conditions"),
-                        "logs": ("logs", "log_conditions"),
-                    }[signal]
+                    own = _FILTER_SECTIONS[signal]
                     if body and not any(k in body for k in own):
                         problems.append(
                             Problem(
@@ -830,13 +836,18 @@ def _host_port(endpoint: Any) -> tuple[str, str]:
     return host, port
 
 
+def _endpoint(body: Any, default: str) -> Any:
+    """A component's endpoint setting, or the collector's default when it sets none."""
+    return body.get("endpoint", default) if isinstance(body, dict) else default
+
+
 def _check_receivers(config: Mapping[str, Any]) -> list[Problem]:
     problems = []
     defaults = {"grpc": OTLP_GRPC_ENDPOINT, "http": OTLP_HTTP_ENDPOINT}
     for receiver_id, body in _section(config, "receivers").items():
         if component_type(receiver_id) != "otlp":
             continue
-        protocols = (body or {}).get("protocols") if isinstance(body, dict) else None
+        protocols = body.get("protocols") if isinstance(body, dict) else None
         if not isinstance(protocols, dict) or not protocols:
             problems.append(
                 Problem(
@@ -847,11 +858,7 @@ def _check_receivers(config: Mapping[str, Any]) -> list[Problem]:
             )
             continue
         for protocol, settings in protocols.items():
-            endpoint = (
-                (settings or {}).get("endpoint", defaults.get(protocol, ""))
-                if isinstance(settings, dict)
-                else defaults.get(protocol, "")
-            )
+            endpoint = _endpoint(settings, defaults.get(protocol, ""))
             host, _ = _host_port(endpoint)
             if host not in LOOPBACK_HOSTS:
                 problems.append(
@@ -936,7 +943,7 @@ def _check_production(config: Mapping[str, Any]) -> list[Problem]:
         )
     for extension_id, body in extensions.items():
         if component_type(extension_id) == "health_check":
-            endpoint = (body or {}).get("endpoint", "localhost:13133") if isinstance(body, dict) else "localhost:13133"
+            endpoint = _endpoint(body, "localhost:13133")
             if _host_port(endpoint)[1] != "13133":
                 problems.append(
                     Problem(
@@ -950,12 +957,7 @@ def _check_production(config: Mapping[str, Any]) -> list[Problem]:
 
 def _check_metrics(config: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
-    catalog_names = {m.name for m in catalog.METRICS}
-    emf_pipelines = [
-        (name, p)
-        for name, p in _pipelines(config).items()
-        if name.split("/", 1)[0] == "metrics" and any(component_type(e) == "awsemf" for e in _ids(p, "exporters"))
-    ]
+    emf_pipelines = {name: pipeline for name, pipeline, _ in _exporters_in(config, "metrics", "awsemf")}
     if not emf_pipelines:
         return [
             Problem(
@@ -964,7 +966,7 @@ def _check_metrics(config: Mapping[str, Any]) -> list[Problem]:
                 "add a metrics pipeline otlp -> filter -> awsemf",
             )
         ]
-    for pipeline_name, pipeline in emf_pipelines:
+    for pipeline_name, pipeline in emf_pipelines.items():
         where = f"service.pipelines.{pipeline_name}"
         filters = [
             p
@@ -994,7 +996,7 @@ def _check_metrics(config: Mapping[str, Any]) -> list[Problem]:
                     )
                     continue
                 listed = set(include.get("metric_names") or [])
-                for name in sorted(catalog_names - listed):
+                for name in sorted(catalog.BY_NAME.keys() - listed):
                     problems.append(
                         Problem(
                             f"processors.{filter_id}.metrics.include.metric_names",
@@ -1002,7 +1004,7 @@ def _check_metrics(config: Mapping[str, Any]) -> list[Problem]:
                             f"add {name} (or regenerate with `python -m kyo_otel.collector render`)",
                         )
                     )
-                for name in sorted(listed - catalog_names):
+                for name in sorted(listed - catalog.BY_NAME.keys()):
                     problems.append(
                         Problem(
                             f"processors.{filter_id}.metrics.include.metric_names",
@@ -1075,7 +1077,6 @@ def _check_awsemf(exporter_id: str, body: Mapping[str, Any]) -> list[Problem]:
                 f"set log_group_name: {METRICS_LOG_GROUP}",
             )
         )
-    catalog_names = {m.name for m in catalog.METRICS}
     for index, declaration in enumerate(body.get("metric_declarations") or []):
         dwhere = f"{where}.metric_declarations[{index}]"
         if not isinstance(declaration, dict):
@@ -1101,7 +1102,7 @@ def _check_awsemf(exporter_id: str, body: Mapping[str, Any]) -> list[Problem]:
                     )
                 )
                 continue
-            matched = [n for n in catalog_names if re.search(str(selector), n)]
+            matched = [n for n in catalog.BY_NAME if re.search(str(selector), n)]
             if not matched:
                 problems.append(
                     Problem(
@@ -1143,7 +1144,7 @@ def _check_awsemf(exporter_id: str, body: Mapping[str, Any]) -> list[Problem]:
                 )
             )
     for name, descriptor in descriptors.items():
-        if name not in catalog_names:
+        if name not in catalog.BY_NAME:
             problems.append(
                 Problem(f"{where}.metric_descriptors ({name})", "names a metric the catalog lacks", "remove it")
             )
@@ -1183,7 +1184,7 @@ def _check_log_split(config: Mapping[str, Any]) -> list[Problem]:
                     Problem(
                         where,
                         f"its log filter cannot be checked ({error})",
-                        f'use logs.log_record conditions like attributes["{AUDIT_ATTRIBUTE}"] == "{AUDIT_VALUE}"',
+                        f"use logs.log_record conditions like {AUDIT_IS}",
                     )
                 )
                 continue
@@ -1197,7 +1198,7 @@ def _check_log_split(config: Mapping[str, Any]) -> list[Problem]:
                         Problem(
                             where,
                             f"lets application records into {group}",
-                            f'drop them: logs.log_record: [\'attributes["{AUDIT_ATTRIBUTE}"] != "{AUDIT_VALUE}"\']',
+                            f"drop them: logs.log_record: ['{AUDIT_IS_NOT}']",
                         )
                     )
             else:
@@ -1206,7 +1207,7 @@ def _check_log_split(config: Mapping[str, Any]) -> list[Problem]:
                         Problem(
                             where,
                             f"lets audit records into {group}",
-                            f'drop them: logs.log_record: [\'attributes["{AUDIT_ATTRIBUTE}"] == "{AUDIT_VALUE}"\']',
+                            f"drop them: logs.log_record: ['{AUDIT_IS}']",
                         )
                     )
                 if group == APPLICATION_LOG_GROUP and not keeps_application:
