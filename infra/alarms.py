@@ -8,19 +8,16 @@ and CPU.
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Duration, Stack
+from aws_cdk import Annotations, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from infra.metrics import catalog_metric
+from infra.metrics import FIVE_MINUTES, ONE_MINUTE, catalog_metric, ecs_metric, otp_verifications
 from infra.settings import ALERT_EMAIL_ENV, InfraSettings
 from kyo_otel import aws_names, catalog
-
-FIVE_MINUTES = Duration.minutes(5)
-ONE_MINUTE = Duration.minutes(1)
 
 ERRORS_PER_5_MIN = 50
 LATENCY_AVERAGE_SECONDS = 2.0
@@ -66,7 +63,7 @@ class AlarmsStack(Stack):
             )
         action = cw_actions.SnsAction(self.topic)
         self.alarms: dict[str, cw.Alarm] = {}
-        prefix = f"Kyo-{settings.title}"
+        prefix = aws_names.resource_prefix(settings.environment)
 
         def alarm(key: str, name: str, description: str, metric: cw.IMetric, **props) -> cw.Alarm:
             created = cw.Alarm(self, name, alarm_name=f"{prefix}-{name}", alarm_description=description, metric=metric, **props)
@@ -123,7 +120,6 @@ class AlarmsStack(Stack):
             # means the app or the collector stopped reporting, which must not read as healthy.
             treat_missing_data=cw.TreatMissingData.BREACHING,
         )
-        verifications = catalog.OTP_VERIFICATIONS
         alarm(
             "otp_failure_rate",
             "High-OTP-Failure-Rate",
@@ -131,12 +127,8 @@ class AlarmsStack(Stack):
             cw.MathExpression(
                 expression=OTP_FAILURE_RATE_EXPRESSION,
                 using_metrics={
-                    "succeeded": catalog_metric(
-                        verifications, settings, "Sum", FIVE_MINUTES, {catalog.OTP_RESULT: catalog.OTP_SUCCESS}, with_unit=True
-                    ),
-                    "failed": catalog_metric(
-                        verifications, settings, "Sum", FIVE_MINUTES, {catalog.OTP_RESULT: catalog.OTP_FAILURE}, with_unit=True
-                    ),
+                    "succeeded": otp_verifications(settings, catalog.OTP_SUCCESS, with_unit=True),
+                    "failed": otp_verifications(settings, catalog.OTP_FAILURE, with_unit=True),
                 },
                 label="OTP verification failure rate (%)",
                 period=FIVE_MINUTES,
@@ -187,15 +179,3 @@ class AlarmsStack(Stack):
             ),
         )
         self.system_unhealthy.add_alarm_action(action)
-
-
-def ecs_metric(name: str, settings: InfraSettings, label: str | None = None) -> cw.Metric:
-    """An AWS/ECS service metric (CPUUtilization, MemoryUtilization) of the watched service."""
-    return cw.Metric(
-        namespace="AWS/ECS",
-        metric_name=name,
-        dimensions_map={"ClusterName": settings.ecs_cluster, "ServiceName": settings.ecs_service},
-        statistic="Average",
-        period=FIVE_MINUTES,
-        label=label,
-    )

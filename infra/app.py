@@ -14,6 +14,7 @@ from infra.alarms import AlarmsStack
 from infra.dashboard import DashboardStack
 from infra.log_groups import LogGroupsStack
 from infra.settings import InfraSettings
+from kyo_otel import aws_names
 
 CONTEXT_KEYS = ("service", "environment", "alertEmail", "ecsCluster", "ecsService", "rdsInstance", "expectedTenants")
 
@@ -32,7 +33,7 @@ def build(app: cdk.App | None = None, env: Mapping[str, str] | None = None) -> K
     app = app if app is not None else cdk.App()
     context = {key: app.node.try_get_context(key) for key in CONTEXT_KEYS}
     settings = InfraSettings.from_context({k: v for k, v in context.items() if v is not None}, env)
-    prefix = f"Kyo-{settings.title}"
+    prefix = aws_names.resource_prefix(settings.environment)
     log_groups = LogGroupsStack(app, f"{prefix}-LogGroups", description="kyo_otel log groups with retention")
     alarms = AlarmsStack(app, f"{prefix}-Alarms", settings, description="kyo_otel alarms and alert topic")
     dashboard = DashboardStack(app, f"{prefix}-Dashboard", settings, description="kyo_otel overview dashboard")

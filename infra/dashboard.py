@@ -6,13 +6,9 @@ from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from constructs import Construct
 
-from infra.alarms import ecs_metric
-from infra.metrics import catalog_metric
+from infra.metrics import FIVE_MINUTES, ONE_MINUTE, catalog_metric, ecs_metric, otp_verifications
 from infra.settings import InfraSettings
 from kyo_otel import aws_names, catalog, cost
-
-ONE_MINUTE = Duration.minutes(1)
-FIVE_MINUTES = Duration.minutes(5)
 
 OTP_SUCCESS_RATE_EXPRESSION = (
     "IF((FILL(succeeded, 0) + FILL(failed, 0)) > 0, "
@@ -45,10 +41,8 @@ class DashboardStack(Stack):
         )
 
         latency = catalog.HTTP_SERVER_DURATION
-        verifications = catalog.OTP_VERIFICATIONS
-
-        def otp_result(result: str, label: str, color: str) -> cw.Metric:
-            return catalog_metric(verifications, settings, "Sum", FIVE_MINUTES, {catalog.OTP_RESULT: result}, label=label, color=color)
+        verified = otp_verifications(settings, catalog.OTP_SUCCESS, label="verified", color="#1f77b4")
+        failed = otp_verifications(settings, catalog.OTP_FAILURE, label="failed", color="#d62728")
 
         self.dashboard.add_widgets(
             cw.GraphWidget(
@@ -73,8 +67,8 @@ class DashboardStack(Stack):
                 title="OTP sent vs verified vs failed",
                 left=[
                     catalog_metric(catalog.OTP_SENT, settings, "Sum", FIVE_MINUTES, label="sent", color="#2ca02c"),
-                    otp_result(catalog.OTP_SUCCESS, "verified", "#1f77b4"),
-                    otp_result(catalog.OTP_FAILURE, "failed", "#d62728"),
+                    verified,
+                    failed,
                 ],
                 width=12,
                 height=6,
@@ -92,8 +86,8 @@ class DashboardStack(Stack):
                     cw.MathExpression(
                         expression=OTP_SUCCESS_RATE_EXPRESSION,
                         using_metrics={
-                            "succeeded": otp_result(catalog.OTP_SUCCESS, "verified", "#1f77b4"),
-                            "failed": otp_result(catalog.OTP_FAILURE, "failed", "#d62728"),
+                            "succeeded": verified,
+                            "failed": failed,
                         },
                         label="success rate (%)",
                         period=Duration.hours(1),

@@ -42,7 +42,8 @@ class LogGroupsStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.groups: dict[str, logs.LogGroup] = {}
         for spec in aws_names.LOG_GROUPS:
-            construct = "".join(part.title() for part in spec.purpose.replace("EMF", "emf").split())
+            # "EMF metric records" -> EmfMetricRecords
+            construct = "".join(part.title() for part in spec.purpose.split())
             self.groups[spec.name] = logs.LogGroup(
                 self,
                 construct,

@@ -1,4 +1,5 @@
-"""CloudWatch metric objects for catalog metrics: the only way the stacks refer to a metric.
+"""CloudWatch metric objects for the stacks: catalog metrics (the only way the stacks refer to
+one of ours) and the AWS service metrics they watch.
 
 ``catalog_metric`` refuses a dimension set the collector does not emit for that metric, and a
 statistic CloudWatch cannot compute from what it receives (percentiles exist only for
@@ -16,6 +17,9 @@ from aws_cdk import aws_cloudwatch as cw
 from infra.settings import InfraSettings
 from kyo_otel import catalog
 from kyo_otel.catalog import MetricSpec
+
+ONE_MINUTE = Duration.minutes(1)
+FIVE_MINUTES = Duration.minutes(5)
 
 
 def dimensions_for(spec: MetricSpec, settings: InfraSettings, values: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -54,6 +58,24 @@ def catalog_metric(
         label=label,
         color=color,
         unit=_unit(spec) if with_unit else None,
+    )
+
+
+def otp_verifications(settings: InfraSettings, result: str, **options) -> cw.Metric:
+    """Five-minute sum of the OTP verifications with one ``kyo.otp.result`` (success or failure)."""
+    values = {catalog.OTP_RESULT: result}
+    return catalog_metric(catalog.OTP_VERIFICATIONS, settings, "Sum", FIVE_MINUTES, values, **options)
+
+
+def ecs_metric(name: str, settings: InfraSettings, label: str | None = None) -> cw.Metric:
+    """An AWS/ECS service metric (CPUUtilization, MemoryUtilization) of the watched service."""
+    return cw.Metric(
+        namespace="AWS/ECS",
+        metric_name=name,
+        dimensions_map={"ClusterName": settings.ecs_cluster, "ServiceName": settings.ecs_service},
+        statistic="Average",
+        period=FIVE_MINUTES,
+        label=label,
     )
 
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kyo_otel import aws_names
 from kyo_otel.errors import ConfigError
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -71,4 +72,4 @@ class InfraSettings:
     @property
     def title(self) -> str:
         """``Production`` for production: used in resource names."""
-        return self.environment[:1].upper() + self.environment[1:]
+        return aws_names.environment_title(self.environment)

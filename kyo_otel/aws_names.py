@@ -49,6 +49,16 @@ def alert_topic_name(environment: str) -> str:
     return f"{ALERT_TOPIC_PREFIX}-{environment}-alerts"
 
 
+def environment_title(environment: str) -> str:
+    """``Production`` for production (only the first letter changes: ``qaEu`` -> ``QaEu``)."""
+    return environment[:1].upper() + environment[1:]
+
+
+def resource_prefix(environment: str) -> str:
+    """``Kyo-Production`` for production: starts every stack, alarm and dashboard name."""
+    return f"Kyo-{environment_title(environment)}"
+
+
 def dashboard_name(environment: str) -> str:
     """``Kyo-Production-Overview`` for production."""
-    return f"Kyo-{environment[:1].upper()}{environment[1:]}-Overview"
+    return f"{resource_prefix(environment)}-Overview"
