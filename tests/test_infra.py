@@ -88,19 +88,25 @@ def dashboard_body(template: Template) -> dict:
 # --- what alarms and widgets read: (namespace, metric, {dimension: value}, statistic) ----------
 
 
-def alarm_usages(template: Template) -> list[tuple[str, str, dict[str, str], str]]:
+def dimensions(metric: dict) -> dict[str, str]:
+    return {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+
+
+def alarm_metrics(template: Template) -> list[tuple[dict, str, str | None]]:
+    """Every metric an alarm reads, alone or in a math expression: (metric, statistic, pinned unit)."""
     found = []
     for props in (r["Properties"] for r in resources(template, "AWS::CloudWatch::Alarm").values()):
         if "MetricName" in props:
-            stat = props.get("Statistic") or props["ExtendedStatistic"]
-            dims = {d["Name"]: d["Value"] for d in props.get("Dimensions", [])}
-            found.append((props["Namespace"], props["MetricName"], dims, stat))
+            found.append((props, props.get("Statistic") or props["ExtendedStatistic"], props.get("Unit")))
         for query in props.get("Metrics", []):
             if "MetricStat" in query:
-                metric = query["MetricStat"]["Metric"]
-                dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
-                found.append((metric["Namespace"], metric["MetricName"], dims, query["MetricStat"]["Stat"]))
+                stat = query["MetricStat"]
+                found.append((stat["Metric"], stat["Stat"], stat.get("Unit")))
     return found
+
+
+def alarm_usages(template: Template) -> list[tuple[str, str, dict[str, str], str]]:
+    return [(m["Namespace"], m["MetricName"], dimensions(m), stat) for m, stat, _ in alarm_metrics(template)]
 
 
 def widget_usages(body: dict) -> list[tuple[str, str, dict[str, str], str]]:
@@ -201,7 +207,7 @@ def test_redis_alarm_breaches_on_unhealthy_or_silent_for_two_minutes(templates):
 def test_aws_service_alarms_watch_the_identifiers_from_context(templates):
     cpu = alarm_named(templates["alarms"], "High-ECS-CPU")
     assert (cpu["Namespace"], cpu["MetricName"], cpu["Threshold"]) == ("AWS/ECS", "CPUUtilization", 80)
-    assert {d["Name"]: d["Value"] for d in cpu["Dimensions"]} == {
+    assert dimensions(cpu) == {
         "ClusterName": CONTEXT["ecsCluster"],
         "ServiceName": CONTEXT["ecsService"],
     }
@@ -222,8 +228,7 @@ def test_otp_failure_rate_is_math_over_the_success_and_failure_series(templates)
         if "MetricStat" in query:
             stat = query["MetricStat"]
             assert stat["Metric"]["MetricName"] == catalog.OTP_VERIFICATIONS.name and stat["Stat"] == "Sum"
-            dims = {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]}
-            results[query_id] = dims[catalog.OTP_RESULT]
+            results[query_id] = dimensions(stat["Metric"])[catalog.OTP_RESULT]
     assert sorted(results.values()) == sorted([catalog.OTP_SUCCESS, catalog.OTP_FAILURE])
     by_result = {result: query_id for query_id, result in results.items()}
 
@@ -420,13 +425,11 @@ def test_units_pinned_by_alarms_are_the_units_the_collector_declares(templates):
         if exporter_id.split("/")[0] == "awsemf"
         for d in body.get("metric_descriptors") or []
     }
-    pinned = []
-    for props in (r["Properties"] for r in resources(templates["alarms"], "AWS::CloudWatch::Alarm").values()):
-        if props.get("Namespace") == catalog.NAMESPACE:
-            pinned.append((props["MetricName"], props.get("Unit")))
-        for query in props.get("Metrics", []):
-            if "MetricStat" in query and query["MetricStat"]["Metric"]["Namespace"] == catalog.NAMESPACE:
-                pinned.append((query["MetricStat"]["Metric"]["MetricName"], query["MetricStat"].get("Unit")))
+    pinned = [
+        (metric["MetricName"], unit)
+        for metric, _, unit in alarm_metrics(templates["alarms"])
+        if metric["Namespace"] == catalog.NAMESPACE
+    ]
     assert len(pinned) == 6
     for name, unit in pinned:
         # an alarm pinned to a unit the datapoints do not carry stays in INSUFFICIENT_DATA
