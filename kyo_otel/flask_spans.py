@@ -35,6 +35,7 @@ from opentelemetry.util.http import (
 )
 
 from kyo_otel.catalog import HTTP_METHODS
+from kyo_otel.spans import LeanTracer
 from kyo_otel.version import __version__
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ _GETTER = _EnvironGetter()
 class HeaderCapture:
     """``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST`` / ``_RESPONSE``: the headers an
     operator asked to see on server spans (names or regular expressions, comma-separated), as
-    ``http.request.header.<name>`` lists, values of ``..._SANITIZE_FIELDS`` as ``[REDACTED]``.
+    ``http.request.header.<name>`` string arrays, values of ``..._SANITIZE_FIELDS`` as ``[REDACTED]``.
     Read and compiled once, when the app is instrumented; kyo_otel's scrubber still masks
     credentials and phone numbers in what is captured before it is exported."""
 
@@ -90,7 +91,7 @@ class HeaderCapture:
     def __bool__(self) -> bool:
         return self._match is not None
 
-    def attributes(self, headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    def attributes(self, headers: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
         """``headers``: (name, value) pairs; a repeated name's values are joined with commas."""
         match, redact = self._match, self._redact
         if match is None:
@@ -101,7 +102,7 @@ class HeaderCapture:
                 name = name.lower()
                 joined[name] = value if name not in joined else f"{joined[name]},{value}"
         return {
-            self._prefix + name.replace("-", "_"): ["[REDACTED]" if redact is not None and redact(name) else value]
+            self._prefix + name.replace("-", "_"): ("[REDACTED]" if redact is not None and redact(name) else value,)
             for name, value in joined.items()
         }
 
@@ -295,7 +296,7 @@ def instrument(
 
     if getattr(app, _ORIGINAL, None) is not None:
         return
-    tracer = tracer_provider.get_tracer(SCOPE, __version__, schema_url=SCHEMA_URL)
+    tracer = LeanTracer(tracer_provider.get_tracer(SCOPE, __version__, schema_url=SCHEMA_URL))
     start_span = tracer.start_span
     wsgi_app = app.wsgi_app
     excluded = frozenset(excluded_paths)
@@ -382,7 +383,7 @@ def instrument(
         _add_route(span, environ, method, attributes)
         if response_headers and kind is server:
             attributes.update(response_headers.attributes(headers))
-        span.set_attributes(attributes)
+        getattr(span, "set_trusted_attributes", span.set_attributes)(attributes)
 
     got_request_exception.connect(_record_exception, app, weak=False)
     setattr(app, _ORIGINAL, (wsgi_app, request_context))

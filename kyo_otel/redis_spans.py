@@ -48,8 +48,9 @@ from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.semconv.attributes.network_attributes import NetworkTransportValues
 from opentelemetry.semconv.trace import DbSystemValues, NetTransportValues
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
+from kyo_otel.spans import LeanTracer
 from kyo_otel.version import __version__
 
 _logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ _SEARCH_NAMES = {"FT.SEARCH": "redis.search", "FT.CREATE": "redis.create_index"}
 class _State:
     """What the wrappers read on every call; ``tracer`` is None when uninstalled."""
 
-    tracer: Tracer | None = None
+    tracer: LeanTracer | None = None
     statement_keys: tuple[str, ...] = ("db.statement",)
     modes: dict[Any, Any] = {}
     generation = 0  # bumped at each install: connection attributes cached before are recomputed
@@ -90,8 +91,8 @@ def install(tracer_provider: TracerProvider | None = None) -> bool:
         _state.statement_keys = tuple(statement)
         _state.modes = modes
         _state.generation += 1
-        _state.tracer = trace_api.get_tracer(
-            __name__, __version__, tracer_provider, schema_url=_get_schema_url_for_signal_types(list(_SIGNALS))
+        _state.tracer = LeanTracer(
+            trace_api.get_tracer(__name__, __version__, tracer_provider, schema_url=_get_schema_url_for_signal_types(list(_SIGNALS)))
         )
         for cls, name, factory in _TARGETS:
             if (cls, name) not in _originals:
@@ -202,7 +203,7 @@ def _begin(describe: _Describe, instance: Any, args: Any) -> tuple[Any, object] 
         return None
     try:
         name, attributes = describe(instance, args)
-        span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
+        span = tracer.start_span(name, None, _CLIENT, attributes)
         return span, context_api.attach(trace_api.set_span_in_context(span))
     except Exception:
         _logger.debug("kyo_otel: no span for this Redis call", exc_info=True)

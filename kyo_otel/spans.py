@@ -1,0 +1,252 @@
+"""Lean SDK spans for kyo_otel's own instrumentation (the server span, the Redis client spans).
+
+The SDK's ``Tracer.start_span`` builds, for every span, a ``BoundedAttributes`` (an ordered dict
+and a lock) that validates each attribute again, two ``BoundedList`` (a deque and a lock each)
+for events and links that a request span almost never has, and, at ``end()``, a second
+``ReadableSpan`` copying the first: about 38 µs of CPU per span on a small container, a third of
+what three spans cost a request with their export. The attributes kyo_otel's wrappers hand over
+are built by kyo_otel from strings and integers, so nothing in them needs cleaning.
+
+``LeanTracer.start_span`` takes the same decisions as the SDK tracer (parent, sampler, ids,
+trace flags, span processors' ``on_start`` / ``on_end``) and makes a ``LeanSpan``: an
+``opentelemetry.sdk.trace.Span`` whose attributes are a plain dict it owns and whose event and
+link lists are created only when one is added. Everything else is the SDK's: ``set_attribute``
+from application code still validates, ``add_event``, ``record_exception``, ``set_status``,
+``update_name`` and the context manager are inherited, and exporters and processors see an SDK
+``ReadableSpan``. About 12 µs a span (``benchmarks/overhead.py --micro``).
+
+The lean path is taken only where it gives exactly what the SDK would: an SDK tracer, no span
+limits below what the span carries, the SDK's internal tracer metrics off, and a sampler that
+hands the attributes through unchanged; otherwise the SDK tracer makes the span. A ``LeanSpan``
+that cannot be built on this SDK version (a self-check at construction) also falls back.
+``tests/test_spans.py`` compares lean and SDK spans field by field.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from time import time_ns
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import SpanLimits
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    get_current_span,
+)
+
+_logger = logging.getLogger(__name__)
+
+_UNSET = Status(StatusCode.UNSET)
+_NONE: tuple[()] = ()
+_FLAGS = {
+    (sampled, random): TraceFlags(
+        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT) | (TraceFlags.RANDOM_TRACE_ID if random else 0)
+    )
+    for sampled in (False, True)
+    for random in (False, True)
+}
+
+
+class LeanSpan(sdk_trace.Span):
+    """An SDK span built without the SDK's per-span validation and bookkeeping (see module)."""
+
+    def __init__(  # noqa: PLR0913 - one assignment per field, no work
+        self,
+        tracer: LeanTracer,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+    ) -> None:
+        # ReadableSpan's fields
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = tracer.instrumentation_info
+        self._instrumentation_scope = tracer.instrumentation_scope
+        self._parent = parent
+        self._start_time: int | None = None
+        self._end_time: int | None = None
+        self._attributes = attributes  # type: ignore[assignment]
+        self._events = _NONE  # type: ignore[assignment]
+        self._links = _NONE  # type: ignore[assignment]
+        self._resource = tracer.tracer.resource  # read per span: after_fork() gives it a new identity
+        self._status = _UNSET
+        # Span's fields
+        self._sampler = tracer.sampler
+        self._trace_config = None
+        self._record_exception = True
+        self._set_status_on_exception = True
+        self._span_processor = tracer.span_processor
+        self._limits = tracer.limits
+        self._lock = threading.Lock()
+        self._record_end_metrics = None
+        self._dropped_attributes = 0
+
+    # -- attributes: a plain dict; what application code sets is validated as the SDK does ----
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.set_attributes({key: value})
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        cleaned = BoundedAttributes(None, attributes, immutable=True, max_value_len=self._limits.max_span_attribute_length)
+        self._dropped_attributes += cleaned.dropped  # invalid keys
+        self._update(cleaned)
+
+    def set_trusted_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Attributes kyo_otel built itself (strings, integers): set without validation."""
+        if self._limits.max_span_attribute_length is not None:
+            self.set_attributes(attributes)
+        else:
+            self._update(attributes)
+
+    def _update(self, attributes: Mapping[str, Any]) -> None:
+        """As ``BoundedAttributes``: a key set again moves to the end; when full, the oldest goes."""
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Setting attribute on ended span.")
+                return
+            mine: dict[str, Any] = self._attributes  # type: ignore[assignment]
+            limit = self._limits.max_span_attributes
+            for key, value in attributes.items():
+                if key in mine:
+                    del mine[key]
+                if limit is not None and len(mine) >= limit:
+                    if limit == 0:
+                        self._dropped_attributes += 1
+                        continue
+                    del mine[next(iter(mine))]
+                    self._dropped_attributes += 1
+                mine[key] = value
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped_attributes
+
+    # -- events and links: lists made on first use -------------------------------------------
+
+    def _add_event(self, event: Any) -> None:
+        with self._lock:
+            if self._end_time is None:
+                if self._events is _NONE:
+                    self._events = BoundedList(self._limits.max_events)
+                self._events.append(event)
+                return
+        _logger.warning("Tried calling _add_event on an ended span.")
+
+    def _add_link(self, link: Any) -> None:
+        with self._lock:
+            if self._end_time is None:
+                if self._links is _NONE:
+                    self._links = BoundedList(self._limits.max_links)
+                self._links.append(link)
+                return
+        _logger.warning("Tried calling _add_link on an ended span.")
+
+    # -- end: the processors get the span itself (it no longer changes), not a copy ----------
+
+    def end(self, end_time: int | None = None) -> None:
+        with self._lock:
+            if self._start_time is None:
+                raise RuntimeError("Calling end() on a not started span.")
+            if self._end_time is not None:
+                _logger.warning("Calling end() on an ended span.")
+                return
+            self._end_time = end_time if end_time is not None else time_ns()
+        processor = self._span_processor
+        processor._on_ending(self)  # noqa: SLF001 - the SDK's own hook, called as Span.end does
+        processor.on_end(self)
+
+
+class LeanTracer:
+    """Starts ``LeanSpan`` where that gives what the SDK tracer would, else asks the SDK tracer."""
+
+    def __init__(self, tracer: trace_api.Tracer) -> None:
+        self.tracer = tracer
+        self.lean = False
+        try:
+            self._adopt(tracer)
+        except Exception:  # another SDK layout: every span comes from the SDK tracer
+            _logger.debug("kyo_otel: lean spans unavailable, using the SDK tracer", exc_info=True)
+            self.lean = False
+
+    def _adopt(self, tracer: Any) -> None:
+        from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
+
+        if type(tracer) is not sdk_trace.Tracer or not isinstance(tracer._tracer_metrics, NoOpTracerMetrics):  # noqa: SLF001
+            return
+        self.sampler = tracer.sampler
+        self.span_processor = tracer.span_processor
+        self.id_generator = tracer.id_generator
+        self.instrumentation_info = tracer.instrumentation_info
+        self.instrumentation_scope = tracer._instrumentation_scope  # noqa: SLF001
+        self.limits: SpanLimits = tracer._span_limits  # noqa: SLF001
+        self._enabled = tracer._is_enabled  # noqa: SLF001
+        self._generate_trace_id = self.id_generator.generate_trace_id
+        self._generate_span_id = self.id_generator.generate_span_id
+        self._is_trace_id_random = self.id_generator.is_trace_id_random
+        self._should_sample = self.sampler.should_sample
+        self._on_start = self.span_processor.on_start
+        # The self-check: a span built here reads back as an SDK span would.
+        probe = LeanSpan(self, "probe", trace_api.INVALID_SPAN_CONTEXT, None, SpanKind.INTERNAL, {"k": 1})
+        readable = (probe.name, dict(probe.attributes), probe.events, probe.links, probe.status.status_code, probe.resource)
+        expected = ("probe", {"k": 1}, (), (), StatusCode.UNSET, tracer.resource)
+        if readable != expected or not probe.is_recording():
+            return
+        self.lean = True
+
+    def start_span(
+        self,
+        name: str,
+        context: Any = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: dict[str, Any] | None = None,
+    ) -> trace_api.Span:
+        """As ``Tracer.start_span``. ``attributes``: a fresh dict of strings, booleans, numbers
+        and tuples of them, built by kyo_otel; the span keeps it (the caller must not reuse it)."""
+        limits = self.limits if self.lean else None
+        if (
+            limits is None
+            or (attributes and limits.max_span_attribute_length is not None)
+            or (attributes and limits.max_span_attributes is not None and len(attributes) > limits.max_span_attributes)
+            or not self._enabled()
+        ):
+            return self.tracer.start_span(name, context, kind, attributes)
+        parent = get_current_span(context).get_span_context()
+        if parent.is_valid:
+            trace_id = parent.trace_id
+            random = parent.trace_flags.random_trace_id
+        else:
+            parent = None  # type: ignore[assignment]
+            trace_id = self._generate_trace_id()
+            random = self._is_trace_id_random()
+        attributes = {} if attributes is None else attributes
+        result = self._should_sample(context, trace_id, name, kind, attributes, ())
+        if result.attributes != attributes:  # a sampler that adds or changes attributes: the SDK's path
+            return self.tracer.start_span(name, context, kind, attributes)
+        decision = result.decision
+        span_context = SpanContext(
+            trace_id,
+            self._generate_span_id(),
+            is_remote=False,
+            trace_flags=_FLAGS[(decision.is_sampled(), random)],
+            trace_state=result.trace_state,
+        )
+        if not decision.is_recording():
+            return NonRecordingSpan(span_context)
+        span = LeanSpan(self, name, span_context, parent, kind, attributes)
+        span._start_time = time_ns()  # noqa: SLF001
+        self._on_start(span, parent_context=context)
+        return span
