@@ -7,6 +7,12 @@ with each encoded attribute (key and value) cached: route, method, status, ``db.
 the like repeat from record to record. Values other than strings, booleans, integers and
 floats go through the SDK's own encoder, so the output is always what it would produce
 (``tests/test_otlp_wire.py`` compares the two message by message).
+
+With a ``Scrubber`` (``scrub_with``), the encoder scrubs as it encodes: a value is scrubbed when
+it is first encoded and the cache keeps the scrubbed bytes, so the attributes that repeat are
+neither scrubbed nor encoded again (the separate ``ScrubbingSpanExporter`` pass cost about 6 µs
+a span). The bytes are those of the SDK encoding of ``ScrubbingSpanExporter.scrub(span)`` (also
+compared in the tests); an item that cannot be scrubbed is dropped and counted, never sent raw.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
+
+from kyo_otel.scrub import Scrubber, _FailClosed
 
 _FIXED64 = struct.Struct("<Q").pack
 _FIXED32 = struct.Struct("<I").pack
@@ -72,12 +80,22 @@ def _any_value(value: Any) -> bytes | None:
     return None
 
 
+class _ScrubFailed(Exception):
+    """A value the scrubber failed on: its record is dropped, not sent without that value."""
+
+
 class _WireEncoder:
     """What spans and logs share: cached attributes, resources and scopes, and the grouping of a
     batch by resource, then scope. One instance per exporter, used from its export thread."""
 
-    def __init__(self) -> None:
+    signal = ""
+
+    def __init__(self, scrubber: Scrubber | None = None) -> None:
         self._attributes: dict[tuple[str, type, Any], bytes] = {}
+        self.scrubber = scrubber
+        # A scrubber with a callback is asked about every value, as the scrubbing exporters do.
+        self._memoize = scrubber is None or scrubber.memoizable
+        self._failures = _FailClosed(self.signal)
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, tuple[bytes, bytes]]] = {}
 
@@ -92,13 +110,20 @@ class _WireEncoder:
             cached, cache_key = None, None  # type: ignore[assignment]
         if cached is not None:
             return cached
+        if self.scrubber is not None:
+            if not self._memoize:
+                cache_key = None  # type: ignore[assignment]
+            try:
+                value = self.scrubber.scrub_value(key, value)
+            except Exception as error:
+                raise _ScrubFailed from error
         any_value = _any_value(value)
         if any_value is not None and type(key) is str:
             encoded = _field(b"\x0a", key.encode("utf-8")) + _field(b"\x12", any_value)
         else:
             encoded = _encode_key_value(key, value).SerializeToString()
         framed = _varint(len(encoded)) + encoded
-        if cache_key is not None and (type(value) is not str or len(value) <= _CACHEABLE_LENGTH):
+        if cache_key is not None and (type(cache_key[2]) is not str or len(cache_key[2]) <= _CACHEABLE_LENGTH):
             if len(self._attributes) >= _CACHE_LIMIT:
                 self._attributes.clear()
             self._attributes[cache_key] = framed
@@ -112,6 +137,8 @@ class _WireEncoder:
         for key, value in plain.items():
             try:
                 out.append(tag + self._key_value(key, value))
+            except _ScrubFailed:
+                raise  # the whole record is dropped (see _batch)
             except Exception:  # the SDK encoder logs and skips such a value too
                 continue
         return out
@@ -137,15 +164,28 @@ class _WireEncoder:
             self._scopes[id(scope)] = entry
         return entry[1]
 
+    def _text(self, text: str) -> str:
+        """A name or description: scrubbed when there is a scrubber (the built-in rules only)."""
+        return text if self.scrubber is None else self.scrubber.scrub_text(text)
+
     def _batch(self, items: Sequence[Any], encode_item: Any) -> bytes:
         """Resource{Spans,Logs} fields for the items (field numbers are the same in both)."""
         by_identity: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
+        scrubbing = self.scrubber is not None
         for item in items:
+            if scrubbing:
+                try:
+                    encoded = encode_item(item)
+                except Exception:  # fail closed: a record that cannot be scrubbed is not sent
+                    self._failures.dropped()
+                    continue
+            else:
+                encoded = encode_item(item)
             resource, scope = item.resource, item.instrumentation_scope or None
             group = by_identity.get((id(resource), id(scope)))
             if group is None:
                 group = by_identity[(id(resource), id(scope))] = (resource, scope, [])
-            group[2].append(encode_item(item))
+            group[2].append(encoded)
         # Equal resources (or scopes) held by distinct objects share one group, as in the SDK;
         # compared once per batch rather than hashed once per item.
         grouped: dict[Any, dict[Any, list[bytes]]] = {}
@@ -166,14 +206,16 @@ class _WireEncoder:
 class SpanEncoder(_WireEncoder):
     """Batches of finished spans to an ``ExportTraceServiceRequest``."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    signal = "traces"
+
+    def __init__(self, scrubber: Scrubber | None = None) -> None:
+        super().__init__(scrubber)
         self._names: dict[str, bytes] = {}
 
     def _name(self, name: str) -> bytes:
         encoded = self._names.get(name)
         if encoded is None:
-            encoded = _field(b"\x2a", name.encode("utf-8"))
+            encoded = _field(b"\x2a", self._text(name).encode("utf-8"))
             if len(self._names) >= _CACHE_LIMIT:
                 self._names.clear()
             if len(name) <= _CACHEABLE_LENGTH:
@@ -209,7 +251,7 @@ class SpanEncoder(_WireEncoder):
         for event in span.events:
             body = [b"\x09" + _FIXED64(event.timestamp)] if event.timestamp else []
             if event.name:
-                body.append(_field(b"\x12", event.name.encode("utf-8")))
+                body.append(_field(b"\x12", self._text(event.name).encode("utf-8")))
             if event.attributes:
                 body.extend(self._attribute_fields(b"\x1a", event.attributes))
             if event.dropped_attributes:
@@ -234,7 +276,7 @@ class SpanEncoder(_WireEncoder):
         if status is not None:
             body_parts = []
             if status.description:
-                body_parts.append(_field(b"\x12", status.description.encode("utf-8")))
+                body_parts.append(_field(b"\x12", self._text(status.description).encode("utf-8")))
             if status.status_code.value:
                 body_parts.append(b"\x18" + _varint(status.status_code.value))
             parts.append(_field(b"\x7a", b"".join(body_parts)))
@@ -254,6 +296,8 @@ class SpanEncoder(_WireEncoder):
 class LogEncoder(_WireEncoder):
     """Batches of log records to an ``ExportLogsServiceRequest``."""
 
+    signal = "logs"
+
     def _log(self, readable: Any) -> bytes:
         record = readable.log_record
         parts = []
@@ -264,9 +308,10 @@ class LogEncoder(_WireEncoder):
             parts.append(b"\x10" + _varint(severity))
         if record.severity_text:
             parts.append(_field(b"\x1a", record.severity_text.encode("utf-8")))
-        body = _any_value(record.body)
+        value = record.body if self.scrubber is None else self.scrubber.scrub_value(None, record.body)
+        body = _any_value(value)
         if body is None:
-            body = _encode_value(record.body).SerializeToString()
+            body = _encode_value(value).SerializeToString()
         parts.append(_field(b"\x2a", body))
         if record.attributes:
             parts.extend(self._attribute_fields(b"\x32", record.attributes))
@@ -302,6 +347,10 @@ def grpc_span_exporter_class() -> type:
             super().__init__(**options)
             self._encoder = SpanEncoder()
 
+        def scrub_with(self, scrubber: Scrubber) -> None:
+            """Scrub while encoding (see the module): no separate scrubbing pass needed."""
+            self._encoder = SpanEncoder(scrubber)
+
         def _translate_data(self, data: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
             return self._encoder.request(data)
 
@@ -317,6 +366,10 @@ def grpc_log_exporter_class() -> type:
         def __init__(self, **options: Any) -> None:
             super().__init__(**options)
             self._encoder = LogEncoder()
+
+        def scrub_with(self, scrubber: Scrubber) -> None:
+            """Scrub while encoding (see the module): no separate scrubbing pass needed."""
+            self._encoder = LogEncoder(scrubber)
 
         def _translate_data(self, data: Sequence[Any]) -> ExportLogsServiceRequest:
             return self._encoder.request(data)

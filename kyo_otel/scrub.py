@@ -235,6 +235,8 @@ class Scrubber:
         self._segments = SENSITIVE_SEGMENTS | own
         self._pairs = SENSITIVE_PAIRS | own
         self._callback = callback
+        self.memoizable = callback is None
+        """Whether the result for a (key, value) can be remembered: no callback to ask each time."""
         # Bounded: attribute keys are few, but a body mapping could bring arbitrary ones.
         self.key_kind = lru_cache(maxsize=4096)(self._key_kind)
         # Short values repeat (hosts, user agents, routes, messages without arguments): their
@@ -541,3 +543,14 @@ class ScrubbingLogExporter(_ScrubbingExporter, LogRecordExporter):
         return ReadableLogRecord(
             log_record=copied, resource=item.resource, instrumentation_scope=item.instrumentation_scope, limits=item.limits
         )
+
+
+def scrubbing(exporter: Any, scrubber: Scrubber, wrapper: type[_ScrubbingExporter]) -> Any:
+    """``exporter`` made to export scrubbed items only: kyo_otel's OTLP/gRPC exporters scrub while
+    they encode (``scrub_with``, see ``kyo_otel.otlp_wire``); any other is wrapped in ``wrapper``
+    (``ScrubbingSpanExporter`` / ``ScrubbingLogExporter``)."""
+    scrub_with = getattr(exporter, "scrub_with", None)
+    if scrub_with is not None:
+        scrub_with(scrubber)
+        return exporter
+    return wrapper(exporter, scrubber)

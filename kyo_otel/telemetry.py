@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from kyo_otel import catalog, console, drops, exporters, instruments, logs, metrics, traces
 from kyo_otel.config import Settings, resolve_settings
 from kyo_otel.resource import build_resource
-from kyo_otel.scrub import Scrubber, ScrubbingLogExporter, ScrubbingSpanExporter
+from kyo_otel.scrub import Scrubber, ScrubbingLogExporter, ScrubbingSpanExporter, scrubbing
 
 _logger = logging.getLogger(__name__)
 
@@ -192,8 +192,9 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
     handle = Telemetry(settings, resource)
     if settings.disabled:
         return handle
-    # Every exporter, whatever the profile, sees only scrubbed copies; the scrubbing runs in
-    # the export thread (batch processors), not in the request.
+    # Every exporter, whatever the profile, exports only scrubbed items; the scrubbing runs in
+    # the export thread (batch processors), not in the request (kyo's OTLP/gRPC encoders scrub
+    # as they encode, the other exporters get scrubbed copies).
     handle.scrubber = (scrubber or Scrubber()) if settings.scrubbing else None
     traces.install_propagators()
     # Stable HTTP semantic conventions (http.request.method, url.path, http.response.status_code)
@@ -207,7 +208,7 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
         exporter = _span_exporter(settings, kind)
         handle.memory.spans = exporter if kind == "memory" else None
         if handle.scrubber is not None:
-            exporter = ScrubbingSpanExporter(exporter, handle.scrubber)
+            exporter = scrubbing(exporter, handle.scrubber, ScrubbingSpanExporter)
         handle.tracer_provider = traces.build_tracer_provider(settings, resource, exporter)
         _set_global(trace_api, "_TRACER_PROVIDER", handle.tracer_provider, trace_api.set_tracer_provider)
         handle.redis_spans = _instrument_redis(settings, handle.tracer_provider)
@@ -232,7 +233,7 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
         exporter = _log_exporter(settings, kind)
         handle.memory.logs = exporter if kind == "memory" else None
         if handle.scrubber is not None:
-            exporter = ScrubbingLogExporter(exporter, handle.scrubber)
+            exporter = scrubbing(exporter, handle.scrubber, ScrubbingLogExporter)
         handle.logger_provider = logs.build_logger_provider(settings, resource, exporter)
         from opentelemetry import _logs as logs_api
 

@@ -120,3 +120,94 @@ def test_log_records_through_the_logging_bridge_encode_as_the_sdk_encodes_them()
     records = _log_records(emit)
     assert len(records) == 6
     assert LogEncoder().request(records) == encode_logs(records)
+
+
+# -- scrubbing while encoding: the bytes of the scrubbing exporters' copies ---------------------
+
+SENSITIVE = {
+    "enduser.phone": "+886912345678",
+    "otp.code": "123456",
+    "message": "code 654321 sent to +15551234567 and ops@example.com",
+    "url.full": "https://api.example.com/otp?phone=%2B886912345678&lang=en",
+    "db.statement": "SET ? ?",
+    "http.route": "/otp/send",
+    "attempt": 2,
+    "codes": ("111111", "x"),
+}
+
+
+def _scrubbed_twice(items, encoder_class, exporter_class, encode):
+    """What the fused encoder sends, and the SDK encoding of the scrubbing exporter's copies;
+    each twice through one encoder, so the cached path is compared too."""
+    from kyo_otel.scrub import Scrubber
+
+    scrubber = Scrubber()
+    copies = [exporter_class(None, scrubber).scrub(item) for item in items]
+    encoder = encoder_class(scrubber)
+    first = encoder.request(items)
+    return first, encoder.request(items), encode(copies)
+
+
+def test_spans_scrubbed_while_encoded_are_the_scrubbed_copies_bytes():
+    from kyo_otel.scrub import ScrubbingSpanExporter
+
+    def record(provider):
+        tracer = provider.get_tracer("t")
+        with tracer.start_as_current_span("POST /otp/send +886912345678", attributes=SENSITIVE) as span:
+            span.add_event("sms sent to +15551234567", {"to": "+15551234567", "otp": "987654"})
+            span.set_status(Status(StatusCode.ERROR, "rejected ops@example.com"))
+
+    first, again, expected = _scrubbed_twice(_spans(record), SpanEncoder, ScrubbingSpanExporter, encode_spans)
+    assert first == again == expected
+    wire = first.SerializeToString()
+    for raw in (b"912345678", b"123456", b"654321", b"5551234567", b"ops@example.com", b"987654"):
+        assert raw not in wire
+
+
+@settings(max_examples=60, deadline=None)
+@given(attributes=st.dictionaries(st.sampled_from([*SENSITIVE, "note", "user.email", "phone"]), scalars | st.sampled_from(list(SENSITIVE.values())), max_size=8))
+def test_any_attributes_scrubbed_while_encoded_match_the_scrubbing_exporter(attributes):
+    from kyo_otel.scrub import ScrubbingSpanExporter
+
+    def record(provider):
+        with provider.get_tracer("t").start_as_current_span("span", attributes=attributes):
+            pass
+
+    first, again, expected = _scrubbed_twice(_spans(record), SpanEncoder, ScrubbingSpanExporter, encode_spans)
+    assert first == again == expected
+
+
+def test_log_records_scrubbed_while_encoded_are_the_scrubbed_copies_bytes():
+    from kyo_otel.scrub import ScrubbingLogExporter
+
+    def emit(provider):
+        logger = provider.get_logger("sms")
+        logger.emit(body="sms to +886912345678: code 123456", attributes={"phone": "+886912345678", "tenant.id": "acme"})
+        logger.emit(body={"to": "+15551234567", "n": 1}, attributes={"attempt": 1})
+
+    first, again, expected = _scrubbed_twice(_log_records(emit), LogEncoder, ScrubbingLogExporter, encode_logs)
+    assert first == again == expected
+    assert b"912345678" not in first.SerializeToString() and b"123456" not in first.SerializeToString()
+
+
+def test_a_record_that_cannot_be_scrubbed_is_dropped_not_sent(caplog):
+    """Fail closed, as the scrubbing exporters do: the other records still go."""
+    from kyo_otel.scrub import Scrubber
+
+    def broken(key, value):
+        if value == "boom":
+            raise RuntimeError("callback failed")
+        return value
+
+    def record(provider):
+        tracer = provider.get_tracer("t")
+        with tracer.start_as_current_span("kept", attributes={"note": "fine"}):
+            pass
+        with tracer.start_as_current_span("dropped", attributes={"note": "boom"}):
+            pass
+
+    with caplog.at_level(logging.WARNING, logger="kyo_otel.scrub"):
+        request = SpanEncoder(Scrubber(callback=broken)).request(_spans(record))
+    names = [span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    assert names == ["kept"]
+    assert "could not scrub a traces record" in caplog.text
