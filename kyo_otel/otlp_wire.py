@@ -337,41 +337,61 @@ class LogEncoder(_WireEncoder):
         return ExportLogsServiceRequest.FromString(self.encode(records))
 
 
+def _bytes_stub(method: str, response: Any) -> type:
+    """A gRPC stub whose ``Export`` sends the encoded bytes as they are: the generated stub wants a
+    protobuf message, which would mean parsing the bytes only to serialize them again."""
+
+    class BytesStub:
+        def __init__(self, channel: Any) -> None:
+            self.Export = channel.unary_unary(
+                method, request_serializer=None, response_deserializer=response.FromString, _registered_method=True
+            )
+
+    return BytesStub
+
+
 @functools.lru_cache(maxsize=None)
 def grpc_span_exporter_class() -> type:
-    """The SDK's OTLP/gRPC span exporter (retries, timeouts, TLS, headers), with this encoder."""
+    """The SDK's OTLP/gRPC span exporter (retries, timeouts, TLS, headers, reconnection), sending
+    the bytes of this encoder."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
     class KyoOTLPSpanExporter(OTLPSpanExporter):
         def __init__(self, **options: Any) -> None:
             super().__init__(**options)
             self._encoder = SpanEncoder()
+            self._stub = _bytes_stub("/opentelemetry.proto.collector.trace.v1.TraceService/Export", ExportTraceServiceResponse)
+            self._client = self._stub(self._channel)  # also what a reconnection builds
 
         def scrub_with(self, scrubber: Scrubber) -> None:
             """Scrub while encoding (see the module): no separate scrubbing pass needed."""
             self._encoder = SpanEncoder(scrubber)
 
-        def _translate_data(self, data: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
-            return self._encoder.request(data)
+        def _translate_data(self, data: Sequence[ReadableSpan]) -> bytes:  # type: ignore[override]
+            return self._encoder.encode(data)
 
     return KyoOTLPSpanExporter
 
 
 @functools.lru_cache(maxsize=None)
 def grpc_log_exporter_class() -> type:
-    """The SDK's OTLP/gRPC log exporter with this encoder."""
+    """The SDK's OTLP/gRPC log exporter, sending the bytes of this encoder."""
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
     class KyoOTLPLogExporter(OTLPLogExporter):
         def __init__(self, **options: Any) -> None:
             super().__init__(**options)
             self._encoder = LogEncoder()
+            self._stub = _bytes_stub("/opentelemetry.proto.collector.logs.v1.LogsService/Export", ExportLogsServiceResponse)
+            self._client = self._stub(self._channel)
 
         def scrub_with(self, scrubber: Scrubber) -> None:
             """Scrub while encoding (see the module): no separate scrubbing pass needed."""
             self._encoder = LogEncoder(scrubber)
 
-        def _translate_data(self, data: Sequence[Any]) -> ExportLogsServiceRequest:
-            return self._encoder.request(data)
+        def _translate_data(self, data: Sequence[Any]) -> bytes:  # type: ignore[override]
+            return self._encoder.encode(data)
 
     return KyoOTLPLogExporter
