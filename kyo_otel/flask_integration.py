@@ -111,12 +111,13 @@ def _install_request_hooks(
             headers[request_id_header] = request_id
         if active is None:  # metrics off
             return response
-        start = request.environ.get(_START)
-        if start is None or request.path in excluded_set:
+        current = request._get_current_object()  # one context lookup instead of one per attribute
+        start = current.environ.get(_START)
+        if start is None or current.path in excluded_set:
             return response
-        rule = request.url_rule
+        rule = current.url_rule
         status = response.status_code
-        recorder().request(rule.rule if rule is not None else None, request.method, status, time.perf_counter() - start)
+        recorder().request(rule.rule if rule is not None else None, current.method, status, time.perf_counter() - start)
         if status < 400:
             active.mark(context.tenant_id())  # read from the header once, in RequestContext.begin
         return response

@@ -25,6 +25,7 @@ that cannot be built on this SDK version (a self-check at construction) also fal
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Mapping
 from time import time_ns
@@ -176,6 +177,7 @@ class LeanTracer:
     def __init__(self, tracer: trace_api.Tracer) -> None:
         self.tracer = tracer
         self.lean = False
+        self._room = -1
         try:
             self._adopt(tracer)
         except Exception:  # another SDK layout: every span comes from the SDK tracer
@@ -193,6 +195,12 @@ class LeanTracer:
         self.instrumentation_info = tracer.instrumentation_info
         self.instrumentation_scope = tracer._instrumentation_scope  # noqa: SLF001
         self.limits: SpanLimits = tracer._span_limits  # noqa: SLF001
+        # How many attributes a span can start with on the lean path: none when values have a
+        # length limit (the SDK truncates them), else up to the count limit (beyond, it evicts).
+        limits = self.limits
+        self._room = -1 if limits.max_span_attribute_length is not None else limits.max_span_attributes
+        if self._room is None:
+            self._room = sys.maxsize
         self._enabled = tracer._is_enabled  # noqa: SLF001
         self._generate_trace_id = self.id_generator.generate_trace_id
         self._generate_span_id = self.id_generator.generate_span_id
@@ -216,13 +224,9 @@ class LeanTracer:
     ) -> trace_api.Span:
         """As ``Tracer.start_span``. ``attributes``: a fresh dict of strings, booleans, numbers
         and tuples of them, built by kyo_otel; the span keeps it (the caller must not reuse it)."""
-        limits = self.limits if self.lean else None
-        if (
-            limits is None
-            or (attributes and limits.max_span_attribute_length is not None)
-            or (attributes and limits.max_span_attributes is not None and len(attributes) > limits.max_span_attributes)
-            or not self._enabled()
-        ):
+        if attributes is None:
+            attributes = {}
+        if not self.lean or len(attributes) > self._room or not self._enabled():
             return self.tracer.start_span(name, context, kind, attributes)
         parent = get_current_span(context).get_span_context()
         if parent.is_valid:
@@ -232,7 +236,6 @@ class LeanTracer:
             parent = None  # type: ignore[assignment]
             trace_id = self._generate_trace_id()
             random = self._is_trace_id_random()
-        attributes = {} if attributes is None else attributes
         result = self._should_sample(context, trace_id, name, kind, attributes, ())
         if result.attributes != attributes:  # a sampler that adds or changes attributes: the SDK's path
             return self.tracer.start_span(name, context, kind, attributes)
