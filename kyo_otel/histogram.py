@@ -173,8 +173,10 @@ class _Series:
 class ProcessHistogram:
     """A histogram instrument whose ``record`` only buffers; see the module docstring.
 
-    Measured on this 2-core container (``time.thread_time``, 20,000 ``Recorder.request`` calls):
-    see ``tests/test_histogram.py`` and the issue 9 report for the figures.
+    ``Recorder.request`` on a 2-core container (``benchmarks/histogram_bench.py``: 20,000 calls,
+    12 series, thread CPU time): 12.4 µs with the SDK's histogram, 0.8 µs with this one; 1.4 µs
+    per call counting the collection that aggregates them (about 0.65 µs per value, in the
+    reader's thread). ``tests/test_histogram.py`` compares the points with the SDK's.
     """
 
     def __init__(self, scope: InstrumentationScope, spec: MetricSpec) -> None:

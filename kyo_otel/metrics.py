@@ -39,7 +39,7 @@ class MetricSource(Protocol):
 
 
 class WithProcessMetrics(MetricReader):
-    """A reader whose every collection also carries the metrics of its ``MetricSource``\\ s.
+    """A reader whose every collection also carries the metrics of its sources (``add_source``).
 
     SDK 1.45 has no ``MetricProducer``. The MeterProvider hands each reader its collect
     callback; wrapping that callback adds the sources' metrics to what the SDK collected, under
