@@ -225,6 +225,7 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
             settings.tenant_cardinality_cap,
             settings.tenant_allowlist,
             sanitize=handle.scrubber.scrub_text if handle.scrubber is not None else str,
+            reader=reader,
         )
         instruments.set_recorder(handle.recorder)
 

@@ -430,11 +430,10 @@ def test_what_the_app_exports_over_otlp_is_what_the_config_expects(redis_client)
             },
             {},
         )
-        provider = build_meter_provider(
-            build_resource(settings), periodic_reader(settings, otlp_metric_exporter(settings))
-        )
+        reader = periodic_reader(settings, otlp_metric_exporter(settings))
+        provider = build_meter_provider(build_resource(settings), reader)
         meter = provider.get_meter(catalog.SCOPE)
-        recorder = Recorder(meter, tenant_cap=2)
+        recorder = Recorder(meter, tenant_cap=2, reader=reader)
         RedisHealth(redis_client).observe(meter)
         active = ActiveTenants(None, window=60)
         active.observe(meter)
