@@ -61,10 +61,21 @@ def accepted_request_id(raw: str | None) -> str:
     return new_request_id()
 
 
+_last_xray: tuple[int, str] = (0, "")
+
+
 def xray_trace_id(trace_id: int) -> str:
-    """``4bf92f3577b34da6a3ce929d0e0e4736`` -> ``1-4bf92f35-77b34da6a3ce929d0e0e4736``."""
+    """``4bf92f3577b34da6a3ce929d0e0e4736`` -> ``1-4bf92f35-77b34da6a3ce929d0e0e4736``.
+
+    The last one is remembered: a request's log records share their trace id."""
+    global _last_xray
+    last = _last_xray
+    if last[0] == trace_id:
+        return last[1]
     hex_id = f"{trace_id:032x}"
-    return f"1-{hex_id[:8]}-{hex_id[8:]}"
+    xray = f"1-{hex_id[:8]}-{hex_id[8:]}"
+    _last_xray = (trace_id, xray)
+    return xray
 
 
 class _Tokens:

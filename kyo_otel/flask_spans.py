@@ -17,6 +17,7 @@ streamed body, when the server closes it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -73,6 +74,34 @@ class _EnvironGetter(Getter[Any]):
 
 
 _GETTER = _EnvironGetter()
+_NO_CONTEXT = context_api.Context()
+
+# A service sees few distinct user agents (its clients, load balancers, probes): remembered.
+_synthetic_type = functools.lru_cache(maxsize=256)(detect_synthetic_user_agent)
+
+
+class _Extractor:
+    """The global propagator's ``extract``, skipped when the request has none of the headers it
+    reads (``fields``): most requests into a service carry no trace context, and asking three
+    propagators to find nothing costs more than looking for their headers."""
+
+    def __init__(self) -> None:
+        self._textmap: Any = None
+        self._keys: tuple[str, ...] = ()
+
+    def __call__(self, environ: Any) -> Any:
+        textmap = propagate.get_global_textmap()
+        if textmap is not self._textmap:  # set_global_textmap() since the last request
+            self._keys = tuple("HTTP_" + field.upper().replace("-", "_") for field in textmap.fields)
+            self._textmap = textmap
+        keys = self._keys
+        if keys:
+            for key in keys:
+                if key in environ:
+                    break
+            else:
+                return _NO_CONTEXT
+        return textmap.extract(environ, getter=_GETTER)
 
 
 class HeaderCapture:
@@ -169,7 +198,7 @@ def request_attributes(environ: Any, method: str) -> dict[str, Any]:
     agent = environ.get("HTTP_USER_AGENT")
     if agent:
         attributes["user_agent.original"] = agent
-        synthetic = detect_synthetic_user_agent(agent)
+        synthetic = _synthetic_type(agent)
         if synthetic:
             attributes["user_agent.synthetic.type"] = synthetic
     protocol = environ.get("SERVER_PROTOCOL")
@@ -300,7 +329,7 @@ def instrument(
     start_span = tracer.start_span
     wsgi_app = app.wsgi_app
     excluded = frozenset(excluded_paths)
-    extract = propagate.extract
+    extract = _Extractor()
     attach = context_api.attach
     detach = context_api.detach
     server = SpanKind.SERVER
@@ -327,7 +356,7 @@ def instrument(
         try:
             method = _method(environ)
             if get_current_span() is INVALID_SPAN:
-                parent = extract(environ, getter=_GETTER)
+                parent = extract(environ)
                 kind = server
             else:  # inside another instrumented layer (a WSGI middleware's span): a child of it
                 parent = context_api.get_current()

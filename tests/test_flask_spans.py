@@ -141,6 +141,19 @@ def test_the_caller_trace_continues_and_logs_carry_the_span(kyo_telemetry, shop)
     assert trace.get_current_span() is trace.INVALID_SPAN  # detached once the request is done
 
 
+def test_each_propagator_header_continues_the_trace_and_none_starts_a_new_one(kyo_telemetry, shop):
+    """The propagators are asked only when a header they read (their ``fields``) is there."""
+    kyo_otel.instrument_app(shop)
+    client = shop.test_client()
+    client.get("/orders/1", headers={"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"})
+    client.get("/orders/2", headers={"traceparent": CALLER})
+    client.get("/orders/3")
+    xray, w3c, fresh = kyo_telemetry.spans("GET /orders/<int:order_id>")
+    assert (xray.context.trace_id, xray.parent.span_id) == (0x5759E988BD862E3FE1BE46A994272793, 0x53995C3F42CD8AD8)
+    assert w3c.context.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736 and w3c.parent.is_remote
+    assert fresh.parent is None and fresh.context.trace_id not in (xray.context.trace_id, w3c.context.trace_id)
+
+
 def test_a_streamed_body_ends_its_span_when_the_server_closes_it(kyo_telemetry, shop):
     kyo_otel.instrument_app(shop)
     response = shop.test_client().get("/orders/export")
@@ -232,7 +245,7 @@ def test_a_telemetry_failure_costs_the_request_its_span_never_the_answer(kyo_tel
     previous = propagate.get_global_textmap()
     propagate.set_global_textmap(_BrokenPropagator())
     try:
-        response = shop.test_client().get("/orders/7", headers={"X-Request-Id": "req-8"})
+        response = shop.test_client().get("/orders/7", headers={"X-Request-Id": "req-8", "X-Broken": "1"})
     finally:
         propagate.set_global_textmap(previous)
     assert (response.status_code, response.get_json()) == (200, {"id": 7})
