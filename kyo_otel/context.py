@@ -118,13 +118,14 @@ def request_context(request_id: str | None = None, tenant_id: str | None = None)
         end(tokens)
 
 
-def add_correlation(attributes: MutableMapping[str, Any]) -> None:
+def add_correlation(attributes: MutableMapping[str, Any], span_context: trace.SpanContext | None = None) -> None:
     """Add the X-Ray trace id, request id and tenant id to a log record's attributes.
 
     The 32-hex trace id and the span id are the record's own fields; values already present
     (given with ``extra=``) are kept.
     """
-    span_context = trace.get_current_span().get_span_context()
+    if span_context is None:
+        span_context = trace.get_current_span().get_span_context()
     if span_context.is_valid and XRAY_TRACE_ID not in attributes:
         attributes[XRAY_TRACE_ID] = xray_trace_id(span_context.trace_id)
     rid = _request_id.get()

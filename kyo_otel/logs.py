@@ -30,6 +30,7 @@ from opentelemetry.sdk._logs.export import (
     SimpleLogRecordProcessor,
 )
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import get_current_span
 
 from kyo_otel.audit import AUDIT_ATTRIBUTE
 from kyo_otel.config import Settings
@@ -38,6 +39,8 @@ from kyo_otel.context import add_correlation
 _PRIMITIVE = (str, bool, int, float)
 _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}  # OpenTelemetry's names for two levels
 _NO_CONTEXT = Context()
+_RECORD_CONTEXT = Context({"kyo_otel.log_record": True})
+"""The context of records built by the handler: their ids are set from the span already."""
 
 
 _SEVERITIES: dict[int, SeverityNumber] = {}
@@ -60,7 +63,8 @@ def _clean(attributes: dict[str, Any]) -> None:
 
 def _enqueue(queue: Any, record: LogRecord, resource: Any, scope: Any) -> None:
     """Put a record (attributes cleaned) straight into kyo's batch queue, built once."""
-    record.context = _NO_CONTEXT  # the queue keeps the record's ids, not the request's context
+    if record.context is not _RECORD_CONTEXT:
+        record.context = _NO_CONTEXT  # the queue keeps the record's ids, not the request's context
     queue.emit(ReadableLogRecord(log_record=record, resource=resource, instrumentation_scope=scope))
 
 
@@ -121,11 +125,18 @@ class KyoLoggingHandler(LoggingHandler):
         token = self._is_emitting.set(True)
         try:
             scope, resource = self._scope(record.name)
-            attributes, event_name = self._get_attributes(record)
+            span_context = get_current_span().get_span_context()
+            attributes, event_name = self._get_attributes(record, span_context)
             _clean(attributes)
             api_record = LogRecord(
                 timestamp=int(record.created * 1e9),
                 observed_timestamp=time.time_ns(),
+                # The ids read once; the record keeps them, not the request's context (the
+                # non-empty context stops LogRecord from looking the current one up again).
+                context=_RECORD_CONTEXT,
+                trace_id=span_context.trace_id,
+                span_id=span_context.span_id,
+                trace_flags=span_context.trace_flags,
                 severity_text=_SEVERITY_TEXT.get(record.levelname, record.levelname),
                 severity_number=_severity(record.levelno),
                 body=self.format(record) if self.formatter else record.getMessage(),
@@ -136,10 +147,10 @@ class KyoLoggingHandler(LoggingHandler):
         finally:
             self._is_emitting.reset(token)
 
-    def _get_attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
+    def _get_attributes(self, record: logging.LogRecord, span_context: Any = None) -> tuple[dict[str, Any], str | None]:
         attributes, event_name = super()._get_attributes(record)
         attributes.pop(AUDIT_ATTRIBUTE, None)
-        add_correlation(attributes)
+        add_correlation(attributes, span_context)
         return attributes, event_name
 
 
