@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from kyo_otel.scrub import Scrubber, _FailClosed
+from kyo_otel.spans import LeanSpan
 
 _FIXED64 = struct.Struct("<Q").pack
 _FIXED32 = struct.Struct("<I").pack
@@ -43,6 +44,10 @@ _DOUBLE = struct.Struct("<d").pack
 _KIND = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5}
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
+_KIND_FIELD = {kind: b"\x30" + bytes((value,)) for kind, value in _KIND.items()}
+_STATUS_FIELD = {code: b"\x7a\x02\x18" + bytes((code,)) if code else b"\x7a\x00" for code in (0, 1, 2)}
+_LOCAL_PARENT_FLAGS = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE)
+_REMOTE_PARENT_FLAGS = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMOTE)
 
 _CACHE_LIMIT = 4096
 _CACHEABLE_LENGTH = 256
@@ -133,7 +138,7 @@ class _WireEncoder:
         out = []
         # A span's attributes are a read-only view of the SDK's BoundedAttributes, which iterates
         # through the Mapping protocol in Python; copy() of either is one dict copy in C.
-        plain = attributes.copy() if hasattr(attributes, "copy") else attributes
+        plain = attributes if type(attributes) is dict else attributes.copy() if hasattr(attributes, "copy") else attributes
         for key, value in plain.items():
             try:
                 out.append(tag + self._key_value(key, value))
@@ -222,33 +227,37 @@ class SpanEncoder(_WireEncoder):
                 self._names[name] = encoded
         return encoded
 
-    def _flags(self, parent: Any) -> bytes:
-        flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-        return b"\x85\x01" + _FIXED32(flags)
-
     def _span(self, span: ReadableSpan) -> bytes:
         context = span.get_span_context()
-        parts = [
-            b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-            b"\x12\x08" + context.span_id.to_bytes(8, "big"),
-        ]
+        parent = span.parent
+        head = b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big")
+        parts = [head]
         if context.trace_state:
             state = ",".join(f"{k}={v}" for k, v in context.trace_state.items())
             parts.append(_field(b"\x1a", state.encode("utf-8")))
-        parent = span.parent
         if parent is not None:
             parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
         parts.append(self._name(span.name))
-        parts.append(b"\x30" + _varint(_KIND[span.kind]))
-        if span.start_time:
-            parts.append(b"\x39" + _FIXED64(span.start_time))
-        if span.end_time:
-            parts.append(b"\x41" + _FIXED64(span.end_time))
-        if span.attributes:
-            parts.extend(self._attribute_fields(b"\x4a", span.attributes))
-        if span.dropped_attributes:
-            parts.append(b"\x50" + _varint(span.dropped_attributes))
-        for event in span.events:
+        parts.append(_KIND_FIELD[span.kind])
+        start, end = span.start_time, span.end_time
+        if start:
+            parts.append(b"\x39" + _FIXED64(start))
+        if end:
+            parts.append(b"\x41" + _FIXED64(end))
+        if type(span) is LeanSpan:
+            # kyo_otel's own spans: a plain dict, and no event or link lists unless one was added
+            # (read directly: the properties would wrap and copy them for every span).
+            attributes: Any = span._attributes  # noqa: SLF001
+            events: Any = span._events  # noqa: SLF001
+            links: Any = span._links  # noqa: SLF001
+        else:
+            attributes, events, links = span.attributes, span.events, span.links
+        if attributes:
+            parts.extend(self._attribute_fields(b"\x4a", attributes))
+        dropped = span.dropped_attributes
+        if dropped:
+            parts.append(b"\x50" + _varint(dropped))
+        for event in events:
             body = [b"\x09" + _FIXED64(event.timestamp)] if event.timestamp else []
             if event.name:
                 body.append(_field(b"\x12", self._text(event.name).encode("utf-8")))
@@ -257,9 +266,9 @@ class SpanEncoder(_WireEncoder):
             if event.dropped_attributes:
                 body.append(b"\x20" + _varint(event.dropped_attributes))
             parts.append(_field(b"\x5a", b"".join(body)))
-        if span.dropped_events:
+        if events and span.dropped_events:
             parts.append(b"\x60" + _varint(span.dropped_events))
-        for link in span.links:
+        for link in links:
             body = [
                 b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big"),
                 b"\x12\x08" + link.context.span_id.to_bytes(8, "big"),
@@ -270,17 +279,19 @@ class SpanEncoder(_WireEncoder):
                 body.append(b"\x28" + _varint(link.dropped_attributes))
             body.append(b"\x35" + _FIXED32(_HAS_IS_REMOTE | (_IS_REMOTE if link.context.is_remote else 0)))
             parts.append(_field(b"\x6a", b"".join(body)))
-        if span.dropped_links:
+        if links and span.dropped_links:
             parts.append(b"\x70" + _varint(span.dropped_links))
         status = span.status
         if status is not None:
-            body_parts = []
+            code = status.status_code.value
             if status.description:
-                body_parts.append(_field(b"\x12", self._text(status.description).encode("utf-8")))
-            if status.status_code.value:
-                body_parts.append(b"\x18" + _varint(status.status_code.value))
-            parts.append(_field(b"\x7a", b"".join(body_parts)))
-        parts.append(self._flags(parent))
+                body_parts = [_field(b"\x12", self._text(status.description).encode("utf-8"))]
+                if code:
+                    body_parts.append(b"\x18" + _varint(code))
+                parts.append(_field(b"\x7a", b"".join(body_parts)))
+            else:
+                parts.append(_STATUS_FIELD[code])
+        parts.append(_REMOTE_PARENT_FLAGS if parent is not None and parent.is_remote else _LOCAL_PARENT_FLAGS)
         return _field(b"\x12", b"".join(parts))  # ScopeSpans.spans
 
     # -- the request -------------------------------------------------------------------
@@ -313,8 +324,9 @@ class LogEncoder(_WireEncoder):
         if body is None:
             body = _encode_value(value).SerializeToString()
         parts.append(_field(b"\x2a", body))
-        if record.attributes:
-            parts.extend(self._attribute_fields(b"\x32", record.attributes))
+        attributes = record.attributes
+        if attributes:
+            parts.extend(self._attribute_fields(b"\x32", attributes))
         if readable.dropped_attributes:
             parts.append(b"\x38" + _varint(readable.dropped_attributes))
         flags = int(record.trace_flags) if record.trace_flags is not None else 0

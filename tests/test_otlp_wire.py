@@ -211,3 +211,25 @@ def test_a_record_that_cannot_be_scrubbed_is_dropped_not_sent(caplog):
     names = [span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
     assert names == ["kept"]
     assert "could not scrub a traces record" in caplog.text
+
+
+def test_kyo_lean_spans_encode_as_the_sdk_encodes_them():
+    """kyo_otel's own spans are read field by field (no properties): same bytes."""
+    from kyo_otel.spans import LeanTracer
+
+    def record(provider):
+        tracer = LeanTracer(provider.get_tracer("kyo_otel.flask", "1.0", schema_url="https://opentelemetry.io/schemas/1.21.0"))
+        server = tracer.start_span("POST /otp/send", None, SpanKind.SERVER, {"http.request.method": "POST", "server.port": 80})
+        child = tracer.start_span("SET", set_span_in_context(server), SpanKind.CLIENT, {"db.statement": "SET ? ?"})
+        child.record_exception(ValueError("refused"))
+        child.add_link(SpanContext(0x1234, 0x5678, is_remote=True), {"link.kind": "retry"})
+        child.set_status(Status(StatusCode.ERROR, "redis unreachable"))
+        child.end()
+        server.set_trusted_attributes({"http.response.status_code": 200, "http.route": "/otp/send"})
+        server.set_status(Status(StatusCode.OK))
+        server.end()
+        tracer.start_span("plain", None, SpanKind.INTERNAL, None).end()
+
+    spans = _spans(record)
+    assert [type(span).__name__ for span in spans] == ["LeanSpan"] * 3
+    _assert_same(spans)
