@@ -139,22 +139,21 @@ class LeanSpan(sdk_trace.Span):
     # -- events and links: lists made on first use -------------------------------------------
 
     def _add_event(self, event: Any) -> None:
-        with self._lock:
-            if self._end_time is None:
-                if self._events is _NONE:
-                    self._events = BoundedList(self._limits.max_events)
-                self._events.append(event)
-                return
-        _logger.warning("Tried calling _add_event on an ended span.")
+        self._append("_events", self._limits.max_events, event, "_add_event")
 
     def _add_link(self, link: Any) -> None:
+        self._append("_links", self._limits.max_links, link, "_add_link")
+
+    def _append(self, field: str, limit: int | None, item: Any, caller: str) -> None:
         with self._lock:
             if self._end_time is None:
-                if self._links is _NONE:
-                    self._links = BoundedList(self._limits.max_links)
-                self._links.append(link)
+                items = getattr(self, field)
+                if items is _NONE:
+                    items = BoundedList(limit)
+                    setattr(self, field, items)
+                items.append(item)
                 return
-        _logger.warning("Tried calling _add_link on an ended span.")
+        _logger.warning("Tried calling %s on an ended span.", caller)
 
     # -- end: the processors get the span itself (it no longer changes), not a copy ----------
 
