@@ -198,6 +198,10 @@ PARAMS: tuple[Param, ...] = (
           ("OTEL_BSP_MAX_QUEUE_SIZE",)),
     Param("log_queue_size", _number(1, 1_000_000, integer=True), 2048, "KYO_OTEL_LOG_QUEUE_SIZE",
           ("OTEL_BLRP_MAX_QUEUE_SIZE",)),
+    Param("span_export_batch_size", _number(1, 1_000_000, integer=True), 512, "KYO_OTEL_SPAN_EXPORT_BATCH_SIZE",
+          ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE",), "spans per export call (at most the queue size)"),
+    Param("log_export_batch_size", _number(1, 1_000_000, integer=True), 512, "KYO_OTEL_LOG_EXPORT_BATCH_SIZE",
+          ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",), "log records per export call (at most the queue size)"),
     Param("batch_delay", _number(1, 600_000), 1000.0, "KYO_OTEL_BATCH_DELAY", ("OTEL_BSP_SCHEDULE_DELAY",),
           "milliseconds between span and log batch exports"),
     Param("shutdown_timeout", _number(0.1, 300), 5.0, "KYO_OTEL_SHUTDOWN_TIMEOUT", (),
@@ -239,6 +243,8 @@ class Settings:
     metric_export_interval: float
     span_queue_size: int
     log_queue_size: int
+    span_export_batch_size: int
+    log_export_batch_size: int
     batch_delay: float
     shutdown_timeout: float
     resource_attributes: dict[str, str]

@@ -161,7 +161,7 @@ def log_processor(settings: Settings, exporter: LogRecordExporter) -> LogRecordP
         exporter,
         max_queue_size=settings.log_queue_size,
         schedule_delay_millis=settings.batch_delay,
-        max_export_batch_size=min(512, settings.log_queue_size),
+        max_export_batch_size=min(settings.log_export_batch_size, settings.log_queue_size),
         export_timeout_millis=settings.otlp_timeout * 1000,
     )
 

@@ -54,7 +54,7 @@ def span_processor(settings: Settings, exporter: SpanExporter) -> SpanProcessor:
         exporter,
         max_queue_size=settings.span_queue_size,
         schedule_delay_millis=settings.batch_delay,
-        max_export_batch_size=min(512, settings.span_queue_size),
+        max_export_batch_size=min(settings.span_export_batch_size, settings.span_queue_size),
         export_timeout_millis=settings.otlp_timeout * 1000,
     )
 

@@ -68,6 +68,14 @@ def test_standard_sampler_variables_keep_their_meaning():
     assert settings.sources["sample_ratio"] == "OTEL_TRACES_SAMPLER_ARG"
 
 
+def test_standard_batch_processor_variables_keep_their_meaning():
+    settings = resolve_settings({}, {"OTEL_BSP_MAX_QUEUE_SIZE": "4096", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1024",
+                                     "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "256", "OTEL_BSP_SCHEDULE_DELAY": "500"})
+    assert (settings.span_queue_size, settings.span_export_batch_size, settings.batch_delay) == (4096, 1024, 500)
+    assert (settings.log_queue_size, settings.log_export_batch_size) == (2048, 256)
+    assert settings.sources["span_export_batch_size"] == "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+
+
 def test_resource_attributes_variable_is_parsed():
     settings = resolve_settings({}, {"OTEL_RESOURCE_ATTRIBUTES": "team=otp,cloud.region=ap-northeast-1"})
     assert settings.resource_attributes == {"team": "otp", "cloud.region": "ap-northeast-1"}
@@ -88,6 +96,7 @@ def test_resource_attributes_variable_is_parsed():
         ({}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, ["otlp_protocol", "grpc, http/protobuf"]),
         ({}, {"OTEL_METRIC_EXPORT_INTERVAL": "soon"}, ["metric_export_interval", "a number"]),
         ({"tenant_cardinality_cap": 0}, {}, ["tenant_cardinality_cap", "an integer"]),
+        ({}, {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0"}, ["span_export_batch_size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "an integer"]),
         ({"colour": True}, {}, ["argument", "'colour'", "service_name"]),
     ],
 )
