@@ -80,22 +80,40 @@ _NO_CONTEXT = context_api.Context()
 _synthetic_type = functools.lru_cache(maxsize=256)(detect_synthetic_user_agent)
 
 
+def _headers_read(textmap: Any) -> tuple[str, ...] | None:
+    """The environ keys of every header ``textmap`` reads, or ``None`` when that is not known.
+
+    ``fields`` are what a propagator *injects*; for W3C tracecontext, baggage and AWS X-Ray they
+    are also all that ``extract`` reads. Others may read more (B3's multi-header propagator also
+    accepts the single ``b3`` header): they are always asked."""
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.aws import AwsXRayPropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    known = (TraceContextTextMapPropagator, W3CBaggagePropagator, AwsXRayPropagator)
+    parts = textmap._propagators if type(textmap) is CompositePropagator else [textmap]  # noqa: SLF001
+    if not all(type(part) in known for part in parts):
+        return None
+    return tuple("HTTP_" + field.upper().replace("-", "_") for part in parts for field in part.fields)
+
+
 class _Extractor:
     """The global propagator's ``extract``, skipped when the request has none of the headers it
-    reads (``fields``): most requests into a service carry no trace context, and asking three
-    propagators to find nothing costs more than looking for their headers."""
+    reads (see ``_headers_read``): most requests into a service carry no trace context, and
+    asking three propagators to find nothing costs more than looking for their headers."""
 
     def __init__(self) -> None:
         self._textmap: Any = None
-        self._keys: tuple[str, ...] = ()
+        self._keys: tuple[str, ...] | None = None
 
     def __call__(self, environ: Any) -> Any:
         textmap = propagate.get_global_textmap()
         if textmap is not self._textmap:  # set_global_textmap() since the last request
-            self._keys = tuple("HTTP_" + field.upper().replace("-", "_") for field in textmap.fields)
+            self._keys = _headers_read(textmap)
             self._textmap = textmap
         keys = self._keys
-        if keys:
+        if keys is not None:
             for key in keys:
                 if key in environ:
                     break

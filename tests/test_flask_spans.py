@@ -8,7 +8,8 @@ import logging
 import pytest
 from flask import Flask, Response, abort
 from opentelemetry import propagate, trace
-from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.propagators.textmap import TextMapPropagator, default_getter, default_setter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
 import kyo_otel
@@ -152,6 +153,39 @@ def test_each_propagator_header_continues_the_trace_and_none_starts_a_new_one(ky
     assert (xray.context.trace_id, xray.parent.span_id) == (0x5759E988BD862E3FE1BE46A994272793, 0x53995C3F42CD8AD8)
     assert w3c.context.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736 and w3c.parent.is_remote
     assert fresh.parent is None and fresh.context.trace_id not in (xray.context.trace_id, w3c.context.trace_id)
+
+
+class _TraceparentOrLegacyHeader(TextMapPropagator):
+    """Injects ``traceparent`` but also accepts ``X-Legacy-Traceparent``, as B3's multi-header
+    propagator injects ``X-B3-*`` and also accepts the single ``b3`` header."""
+
+    _w3c = TraceContextTextMapPropagator()
+
+    def extract(self, carrier, context=None, getter=default_getter):
+        legacy = getter.get(carrier, "X-Legacy-Traceparent")
+        if legacy:
+            return self._w3c.extract({"traceparent": legacy[0]}, context)
+        return self._w3c.extract(carrier, context, getter)
+
+    def inject(self, carrier, context=None, setter=default_setter):
+        self._w3c.inject(carrier, context, setter)
+
+    @property
+    def fields(self):
+        return self._w3c.fields
+
+
+def test_a_propagator_that_reads_more_than_its_fields_is_always_asked(kyo_telemetry, shop):
+    """``fields`` are what a propagator injects; only for the standard ones is it all it reads."""
+    kyo_otel.instrument_app(shop)
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(_TraceparentOrLegacyHeader())
+    try:
+        shop.test_client().get("/orders/1", headers={"X-Legacy-Traceparent": CALLER})
+    finally:
+        propagate.set_global_textmap(previous)
+    span = kyo_telemetry.span("GET /orders/<int:order_id>")
+    assert (span.context.trace_id, span.parent.span_id) == (0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7)
 
 
 def test_a_streamed_body_ends_its_span_when_the_server_closes_it(kyo_telemetry, shop):
