@@ -175,15 +175,13 @@ class Recorder:
         """One finished HTTP request: latency histogram, and the error counter for 4xx/5xx."""
         try:
             route = route or catalog.UNMATCHED_ROUTE
+            # Keyed by the method as exported: one series (one dict) per attribute set, and no
+            # new entry for every method a client invents.
+            method = method if method in catalog.HTTP_METHODS else "_OTHER"
             key = ("req", route, method, status)
             attrs = self._attrs.get(key)
             if attrs is None:
-                known_method = method if method in catalog.HTTP_METHODS else "_OTHER"
-                attrs = self._attrs[key] = {
-                    catalog.ROUTE: route,
-                    catalog.METHOD: known_method,
-                    catalog.STATUS_CODE: status,
-                }
+                attrs = self._attrs[key] = {catalog.ROUTE: route, catalog.METHOD: method, catalog.STATUS_CODE: status}
             self._duration.record(seconds, attrs)
             if status >= 400:
                 error = catalog.ERROR_SERVER if status >= 500 else catalog.ERROR_CLIENT

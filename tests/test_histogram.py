@@ -161,3 +161,25 @@ def test_values_recorded_while_collections_run_are_each_exported_once():
         totals["sum"] += point.sum
     provider.shutdown()
     assert totals == {"count": 20_000, "sum": 10_000.0}  # 0.5 is exact in binary: no rounding
+
+
+def test_requests_with_methods_outside_the_catalog_share_one_other_series():
+    """Any method a client invents is ``_OTHER``: one point for the route, as the SDK's histogram
+    (which merges equal attribute sets) gives, and no new series per invented method."""
+    reader, provider, recorder = _recorder_with_memory_reader()
+    try:
+        recorder.request("/otp/send", "PURGE", 405, 0.010)
+        recorder.request("/otp/send", "XYZZY", 405, 0.030)
+        data = reader.get_metrics_data()
+    finally:
+        provider.shutdown()
+    points = [
+        point
+        for scope_metrics in data.resource_metrics[0].scope_metrics
+        for metric in scope_metrics.metrics
+        if metric.name == catalog.HTTP_SERVER_DURATION.name
+        for point in metric.data.data_points
+    ]
+    assert [(dict(p.attributes), p.count) for p in points] == [
+        ({catalog.ROUTE: "/otp/send", catalog.METHOD: "_OTHER", catalog.STATUS_CODE: 405}, 2)
+    ]
