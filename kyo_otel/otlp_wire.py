@@ -51,6 +51,7 @@ _REMOTE_PARENT_FLAGS = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMO
 
 _CACHE_LIMIT = 4096
 _CACHEABLE_LENGTH = 256
+_CACHEABLE_TYPES = frozenset({str, bool, int, float})
 
 
 def _varint(value: int) -> bytes:
@@ -108,13 +109,14 @@ class _WireEncoder:
 
     def _key_value(self, key: str, value: Any) -> bytes:
         """One framed KeyValue, ready to follow an attributes tag."""
-        cache_key = (key, type(value), value)
-        try:
+        # Scalars only: a sequence equals one of other element types ((1,) == (True,) == (1.0,)),
+        # whose encoding differs, and lists and mappings are not hashable.
+        kind = type(value)
+        cache_key = (key, kind, value) if kind in _CACHEABLE_TYPES else None
+        if cache_key is not None:
             cached = self._attributes.get(cache_key)
-        except TypeError:  # unhashable (a list value)
-            cached, cache_key = None, None  # type: ignore[assignment]
-        if cached is not None:
-            return cached
+            if cached is not None:
+                return cached
         if self.scrubber is not None:
             if not self._memoize:
                 cache_key = None  # type: ignore[assignment]
@@ -128,7 +130,7 @@ class _WireEncoder:
         else:
             encoded = _encode_key_value(key, value).SerializeToString()
         framed = _varint(len(encoded)) + encoded
-        if cache_key is not None and (type(cache_key[2]) is not str or len(cache_key[2]) <= _CACHEABLE_LENGTH):
+        if cache_key is not None and (kind is not str or len(cache_key[2]) <= _CACHEABLE_LENGTH):
             if len(self._attributes) >= _CACHE_LIMIT:
                 self._attributes.clear()
             self._attributes[cache_key] = framed

@@ -233,3 +233,20 @@ def test_kyo_lean_spans_encode_as_the_sdk_encodes_them():
     spans = _spans(record)
     assert [type(span).__name__ for span in spans] == ["LeanSpan"] * 3
     _assert_same(spans)
+
+
+def test_equal_sequences_of_other_types_are_not_taken_for_one_another():
+    """``(True,) == (1,) == (1.0,)`` in Python, but they are three different arrays on the wire:
+    a phone number held as an int is masked, the same number as a float is not."""
+    from kyo_otel.scrub import ScrubbingSpanExporter
+
+    def record(provider):
+        tracer = provider.get_tracer("t")
+        for values in ((True, False), (1, 0), (1.0, 0.0), (912345678.0,), (912345678,)):
+            with tracer.start_as_current_span("span", attributes={"flags": values, "user.phone": values}):
+                pass
+
+    spans = _spans(record)
+    _assert_same(spans)
+    first, again, expected = _scrubbed_twice(spans, SpanEncoder, ScrubbingSpanExporter, encode_spans)
+    assert first == again == expected
