@@ -103,8 +103,7 @@ class LeanSpan(sdk_trace.Span):
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         cleaned = BoundedAttributes(None, attributes, immutable=True, max_value_len=self._limits.max_span_attribute_length)
-        self._dropped_attributes += cleaned.dropped  # invalid keys
-        self._update(cleaned)
+        self._update(cleaned, cleaned.dropped)  # dropped: invalid keys
 
     def set_trusted_attributes(self, attributes: Mapping[str, Any]) -> None:
         """Attributes kyo_otel built itself (strings, integers): set without validation."""
@@ -113,12 +112,14 @@ class LeanSpan(sdk_trace.Span):
         else:
             self._update(attributes)
 
-    def _update(self, attributes: Mapping[str, Any]) -> None:
-        """As ``BoundedAttributes``: a key set again moves to the end; when full, the oldest goes."""
+    def _update(self, attributes: Mapping[str, Any], invalid: int = 0) -> None:
+        """As ``BoundedAttributes``: a key set again moves to the end; when full, the oldest goes.
+        ``invalid``: keys dropped before, counted here (under the lock, and not once ended)."""
         with self._lock:
             if self._end_time is not None:
                 _logger.warning("Setting attribute on ended span.")
                 return
+            self._dropped_attributes += invalid
             mine: dict[str, Any] = self._attributes  # type: ignore[assignment]
             limit = self._limits.max_span_attributes
             for key, value in attributes.items():

@@ -214,3 +214,18 @@ def test_tracers_it_cannot_vouch_for_make_their_own_spans() -> None:
     span = _start(tracer, "SET")
     assert not span.is_recording()
     span.end()
+
+
+def test_an_ended_span_counts_no_more_dropped_attributes() -> None:
+    """What processors and exporters got at end() no longer changes: not even the dropped count
+    of invalid keys set afterwards."""
+
+    def story(tracer: Any) -> None:
+        span = _start(tracer, "SET")
+        span.set_attributes({"": "invalid key"})
+        span.end()
+        span.set_attributes({"": "invalid key, after end"})
+        span.set_attribute("", "invalid key, after end")
+
+    sdk, lean = _both(story)
+    assert lean == sdk and lean[0]["dropped"][0] == 1
