@@ -92,8 +92,8 @@ def _headers_read(textmap: Any) -> tuple[str, ...] | None:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     known = (TraceContextTextMapPropagator, W3CBaggagePropagator, AwsXRayPropagator)
-    parts = textmap._propagators if type(textmap) is CompositePropagator else [textmap]  # noqa: SLF001
-    if not all(type(part) in known for part in parts):
+    parts = getattr(textmap, "_propagators", None) if type(textmap) is CompositePropagator else [textmap]
+    if not isinstance(parts, list) or not all(type(part) in known for part in parts):
         return None
     return tuple("HTTP_" + field.upper().replace("-", "_") for part in parts for field in part.fields)
 
