@@ -302,7 +302,8 @@ class SpanEncoder(_WireEncoder):
         return self._batch(spans, self._span)
 
     def request(self, spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
-        """The protobuf message the gRPC stub sends (parsed from the bytes in C, which is fast)."""
+        """The message the collector receives (the exporters send ``encode``'s bytes as they are):
+        what ``tests/test_otlp_wire.py`` compares with the SDK's encoding."""
         return ExportTraceServiceRequest.FromString(self.encode(spans))
 
 
