@@ -19,9 +19,11 @@ import functools
 import logging
 import math
 import operator
+import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -170,6 +172,26 @@ class _Series:
         return point
 
 
+_instances: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _new_locks_in_child() -> None:
+    """A fork copies a lock as it is: one held by another thread at that moment (a request, the
+    reader's collection) would stay held in the child, whose first ``record`` would then wait
+    forever. The child gets fresh ones (it has a single thread)."""
+    for instance in list(_instances):
+        instance._new_locks()
+
+
+def fork_safe(instance: Any) -> None:
+    """Give ``instance`` new locks (its ``_new_locks()``) in every forked child."""
+    _instances.add(instance)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_in_child)
+
+
 class ProcessHistogram:
     """A histogram instrument whose ``record`` only buffers; see the module docstring.
 
@@ -183,10 +205,14 @@ class ProcessHistogram:
         self.scope = scope
         self.spec = spec
         self._series: dict[int, _Series] = {}
-        self._lock = threading.Lock()  # the series table and their pending lists (request threads)
-        self._aggregating = threading.Lock()  # the aggregates: folds and collections, one at a time
+        self._new_locks()
+        fork_safe(self)
         self._collected_at = 0
         self._warned = False
+
+    def _new_locks(self) -> None:
+        self._lock = threading.Lock()  # the series table and their pending lists (request threads)
+        self._aggregating = threading.Lock()  # the aggregates: folds and collections, one at a time
 
     def record(self, value: float, attributes: dict[str, Any]) -> None:
         with self._lock:

@@ -21,7 +21,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from kyo_otel import catalog
 from kyo_otel.cardinality import TenantGuard
 from kyo_otel.catalog import MetricSpec
-from kyo_otel.histogram import ProcessHistogram
+from kyo_otel.histogram import ProcessHistogram, fork_safe
 from kyo_otel.metrics import WithProcessMetrics
 
 _logger = logging.getLogger(__name__)
@@ -55,8 +55,12 @@ class ProcessCounter:
 
     def __init__(self, meter: Meter, spec: MetricSpec) -> None:
         self._series: dict[int, list[Any]] = {}  # id(attributes) -> [attributes, total, total reported]
-        self._lock = threading.Lock()
+        self._new_locks()
+        fork_safe(self)
         create_instrument(meter, spec, [self._observe])
+
+    def _new_locks(self) -> None:
+        self._lock = threading.Lock()
 
     def add(self, amount: int, attributes: dict[str, Any]) -> None:
         with self._lock:

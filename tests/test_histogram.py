@@ -4,8 +4,11 @@ histogram exports for the same values: compared point by point with a real SDK M
 from __future__ import annotations
 
 import math
+import os
 import random
+import signal
 import threading
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -183,3 +186,36 @@ def test_requests_with_methods_outside_the_catalog_share_one_other_series():
     assert [(dict(p.attributes), p.count) for p in points] == [
         ({catalog.ROUTE: "/otp/send", catalog.METHOD: "_OTHER", catalog.STATUS_CODE: 405}, 2)
     ]
+
+
+def _exit_code_of_child_forked_holding(instrument, record) -> int:
+    """Fork while ``instrument``'s lock is held (as a request thread or the reader would hold it
+    at that moment); the child calls ``record()`` once. -9: the child hung on the inherited lock."""
+    instrument._lock.acquire()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                record()
+            finally:
+                os._exit(0)  # leave without running the parent's cleanup
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return -9
+    finally:
+        instrument._lock.release()
+
+
+def test_a_child_forked_while_a_lock_was_held_can_still_record():
+    from kyo_otel.instruments import ProcessCounter
+
+    histogram = ProcessHistogram(InstrumentationScope("t"), catalog.HTTP_SERVER_DURATION)
+    counter = ProcessCounter(MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("t"), catalog.OTP_SENT)
+    assert _exit_code_of_child_forked_holding(histogram, lambda: histogram.record(0.25, {"k": "v"})) == 0
+    assert _exit_code_of_child_forked_holding(counter, lambda: counter.add(1, {"k": "v"})) == 0
