@@ -372,13 +372,29 @@ class Scrubber:
         if isinstance(value, str):  # a str subclass
             return self.scrub_value(key, str(value))
         if isinstance(value, Mapping):
-            return {k: self.scrub_value(str(k), v) for k, v in value.items()}
+            return self._scrub_mapping(value)
         if isinstance(value, (list, tuple)):
             items = [self.scrub_value(key, v) for v in value]
             return tuple(items) if isinstance(value, tuple) else items
         if isinstance(value, (bytes, bytearray)):
             return self.scrub_value(key, bytes(value).decode("utf-8", "replace"))
         return value
+
+    def _scrub_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, Any]:
+        """Values by their key, and the keys as text: a phone number or an email used as a key
+        (``{"+886912345678": "sent"}``) is masked too. Two keys masked alike both stay, the
+        later one suffixed ``#2``, ``#3``..."""
+        scrubbed: dict[str, Any] = {}
+        for key, item in mapping.items():
+            text = str(key)
+            masked = self.scrub_text(text)
+            if masked in scrubbed:
+                n = 2
+                while f"{masked}#{n}" in scrubbed:
+                    n += 1
+                masked = f"{masked}#{n}"
+            scrubbed[masked] = self.scrub_value(text, item)
+        return scrubbed
 
     def scrub_attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """A scrubbed copy, or ``None`` when nothing changed (the caller keeps the original)."""

@@ -238,6 +238,16 @@ def test_mapping_bodies_are_scrubbed_by_key_and_by_value():
     }
 
 
+def test_phone_numbers_and_emails_used_as_mapping_keys_are_masked_and_nothing_is_lost():
+    body = {"+886912345678": "sent", "+886 912 345 678": "retried", "ops@example.com": {"+15551234567": 1}, "ok": 2}
+    assert scrubber.scrub_value(None, body) == {
+        "+886*******78": "sent",
+        "+886*******78#2": "retried",
+        "o***@example.com": {"+155******67": 1},
+        "ok": 2,
+    }
+
+
 def test_extra_patterns_sensitive_keys_and_a_callback_are_configurable():
     seen = []
 
