@@ -210,16 +210,33 @@ def _begin(describe: _Describe, instance: Any, args: Any) -> tuple[Any, object] 
         return None
 
 
-def _failed(span: Any, error: Exception) -> None:
-    # As the SDK's start_as_current_span (contrib's) does: an exception event and ERROR status.
-    if span.is_recording():
-        span.record_exception(error)
-        span.set_status(Status(_ERROR, f"{type(error).__name__}: {error}"))
+_NOT_ERRORS: tuple[type[BaseException], ...] = (redis.WatchError,)
+"""A transaction's expected retry signal, not an error (contrib leaves the status unset)."""
 
 
-def _end(span: Any, token: object) -> None:
-    context_api.detach(token)
-    span.end()
+class _ClientSpan:
+    """The span around one call (sync or async): current while the call runs; an exception out of
+    it recorded as the SDK's ``start_as_current_span`` (contrib's) records it, an exception event
+    and ERROR status, except a transaction's expected retry signal (``_NOT_ERRORS``); no span at
+    all when ``_begin`` gives none."""
+
+    __slots__ = ("_started",)
+
+    def __init__(self, describe: _Describe, instance: Any, args: Any) -> None:
+        self._started = _begin(describe, instance, args)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
+        if self._started is None:
+            return
+        span, token = self._started
+        if isinstance(error, Exception) and not isinstance(error, _NOT_ERRORS) and span.is_recording():
+            span.record_exception(error)
+            span.set_status(Status(_ERROR, f"{type(error).__name__}: {error}"))
+        context_api.detach(token)
+        span.end()
 
 
 # --- wrappers --------------------------------------------------------------------------------
@@ -234,27 +251,12 @@ def _marked(wrapper: Callable[..., Any], original: Callable[..., Any]) -> Callab
     return wrapper
 
 
-_NOT_ERRORS: tuple[type[BaseException], ...] = (redis.WatchError,)
-"""A transaction's expected retry signal, not an error (contrib leaves the status unset)."""
-
-
 def _traced(original: Callable[..., Any], describe: _Describe) -> Callable[..., Any]:
     """``original`` (a command or a pipeline's execute) inside a client span."""
 
     def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
-        started = _begin(describe, self, args)
-        if started is None:
+        with _ClientSpan(describe, self, args):
             return original(self, *args, **kwargs)
-        span, token = started
-        try:
-            return original(self, *args, **kwargs)
-        except _NOT_ERRORS:
-            raise
-        except Exception as error:
-            _failed(span, error)
-            raise
-        finally:
-            _end(span, token)
 
     return _marked(traced, original)
 
@@ -263,19 +265,8 @@ def _traced_async(original: Callable[..., Any], describe: _Describe) -> Callable
     """The same for the asyncio client's coroutines."""
 
     async def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
-        started = _begin(describe, self, args)
-        if started is None:
+        with _ClientSpan(describe, self, args):
             return await original(self, *args, **kwargs)
-        span, token = started
-        try:
-            return await original(self, *args, **kwargs)
-        except _NOT_ERRORS:
-            raise
-        except Exception as error:
-            _failed(span, error)
-            raise
-        finally:
-            _end(span, token)
 
     return _marked(traced, original)
 
