@@ -28,8 +28,6 @@ from opentelemetry.exporter.otlp.proto.common._internal import (
     _encode_resource,
     _encode_value,
 )
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
@@ -112,14 +110,12 @@ class _WireEncoder:
         # Scalars only: a sequence equals one of other element types ((1,) == (True,) == (1.0,)),
         # whose encoding differs, and lists and mappings are not hashable.
         kind = type(value)
-        cache_key = (key, kind, value) if kind in _CACHEABLE_TYPES else None
+        cache_key = (key, kind, value) if kind in _CACHEABLE_TYPES and self._memoize else None
         if cache_key is not None:
             cached = self._attributes.get(cache_key)
             if cached is not None:
                 return cached
         if self.scrubber is not None:
-            if not self._memoize:
-                cache_key = None  # type: ignore[assignment]
             try:
                 value = self.scrubber.scrub_value(key, value)
             except Exception as error:
@@ -178,16 +174,14 @@ class _WireEncoder:
     def _batch(self, items: Sequence[Any], encode_item: Any) -> bytes:
         """Resource{Spans,Logs} fields for the items (field numbers are the same in both)."""
         by_identity: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
-        scrubbing = self.scrubber is not None
         for item in items:
-            if scrubbing:
-                try:
-                    encoded = encode_item(item)
-                except Exception:  # fail closed: a record that cannot be scrubbed is not sent
-                    self._failures.dropped()
-                    continue
-            else:
+            try:
                 encoded = encode_item(item)
+            except Exception:
+                if self.scrubber is None:
+                    raise
+                self._failures.dropped()  # fail closed: a record that cannot be scrubbed is not sent
+                continue
             resource, scope = item.resource, item.instrumentation_scope or None
             group = by_identity.get((id(resource), id(scope)))
             if group is None:
@@ -211,7 +205,7 @@ class _WireEncoder:
 
 
 class SpanEncoder(_WireEncoder):
-    """Batches of finished spans to an ``ExportTraceServiceRequest``."""
+    """Batches of finished spans to the bytes of an ``ExportTraceServiceRequest``."""
 
     signal = "traces"
 
@@ -301,14 +295,10 @@ class SpanEncoder(_WireEncoder):
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
         return self._batch(spans, self._span)
 
-    def request(self, spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
-        """The message the collector receives (the exporters send ``encode``'s bytes as they are):
-        what ``tests/test_otlp_wire.py`` compares with the SDK's encoding."""
-        return ExportTraceServiceRequest.FromString(self.encode(spans))
 
 
 class LogEncoder(_WireEncoder):
-    """Batches of log records to an ``ExportLogsServiceRequest``."""
+    """Batches of log records to the bytes of an ``ExportLogsServiceRequest``."""
 
     signal = "logs"
 
@@ -348,65 +338,60 @@ class LogEncoder(_WireEncoder):
     def encode(self, records: Sequence[Any]) -> bytes:
         return self._batch(records, self._log)
 
-    def request(self, records: Sequence[Any]) -> ExportLogsServiceRequest:
-        return ExportLogsServiceRequest.FromString(self.encode(records))
 
 
-def _bytes_stub(method: str, response: Any) -> type:
+class _BytesStub:
     """A gRPC stub whose ``Export`` sends the encoded bytes as they are: the generated stub wants a
     protobuf message, which would mean parsing the bytes only to serialize them again."""
 
-    class BytesStub:
-        def __init__(self, channel: Any) -> None:
-            self.Export = channel.unary_unary(
-                method, request_serializer=None, response_deserializer=response.FromString, _registered_method=True
-            )
+    def __init__(self, channel: Any, method: str, response: Any) -> None:
+        self.Export = channel.unary_unary(
+            method, request_serializer=None, response_deserializer=response.FromString, _registered_method=True
+        )
 
-    return BytesStub
+
+class _SendsEncodedBytes:
+    """For the SDK's OTLP/gRPC exporters (retries, timeouts, TLS, headers, reconnection): batches
+    encoded by this module's encoder, sent as bytes."""
+
+    encoder_class: type[_WireEncoder]
+    method: str
+    response: Any
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)  # type: ignore[call-arg]
+        self._encoder = self.encoder_class()
+        # also what a reconnection calls to build the stub again
+        self._stub = functools.partial(_BytesStub, method=self.method, response=self.response)
+        self._client = self._stub(self._channel)  # type: ignore[attr-defined]
+
+    def scrub_with(self, scrubber: Scrubber) -> None:
+        """Scrub while encoding (see the module): no separate scrubbing pass needed."""
+        self._encoder = self.encoder_class(scrubber)
+
+    def _translate_data(self, data: Sequence[Any]) -> bytes:
+        return self._encoder.encode(data)  # type: ignore[attr-defined]
 
 
 @functools.lru_cache(maxsize=None)
 def grpc_span_exporter_class() -> type:
-    """The SDK's OTLP/gRPC span exporter (retries, timeouts, TLS, headers, reconnection), sending
-    the bytes of this encoder."""
+    """The SDK's OTLP/gRPC span exporter, sending the bytes of ``SpanEncoder``."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-    class KyoOTLPSpanExporter(OTLPSpanExporter):
-        def __init__(self, **options: Any) -> None:
-            super().__init__(**options)
-            self._encoder = SpanEncoder()
-            self._stub = _bytes_stub("/opentelemetry.proto.collector.trace.v1.TraceService/Export", ExportTraceServiceResponse)
-            self._client = self._stub(self._channel)  # also what a reconnection builds
-
-        def scrub_with(self, scrubber: Scrubber) -> None:
-            """Scrub while encoding (see the module): no separate scrubbing pass needed."""
-            self._encoder = SpanEncoder(scrubber)
-
-        def _translate_data(self, data: Sequence[ReadableSpan]) -> bytes:  # type: ignore[override]
-            return self._encoder.encode(data)
-
-    return KyoOTLPSpanExporter
+    return type("KyoOTLPSpanExporter", (_SendsEncodedBytes, OTLPSpanExporter), {
+        "encoder_class": SpanEncoder, "response": ExportTraceServiceResponse,
+        "method": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    })
 
 
 @functools.lru_cache(maxsize=None)
 def grpc_log_exporter_class() -> type:
-    """The SDK's OTLP/gRPC log exporter, sending the bytes of this encoder."""
+    """The SDK's OTLP/gRPC log exporter, sending the bytes of ``LogEncoder``."""
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-    class KyoOTLPLogExporter(OTLPLogExporter):
-        def __init__(self, **options: Any) -> None:
-            super().__init__(**options)
-            self._encoder = LogEncoder()
-            self._stub = _bytes_stub("/opentelemetry.proto.collector.logs.v1.LogsService/Export", ExportLogsServiceResponse)
-            self._client = self._stub(self._channel)
-
-        def scrub_with(self, scrubber: Scrubber) -> None:
-            """Scrub while encoding (see the module): no separate scrubbing pass needed."""
-            self._encoder = LogEncoder(scrubber)
-
-        def _translate_data(self, data: Sequence[Any]) -> bytes:  # type: ignore[override]
-            return self._encoder.encode(data)
-
-    return KyoOTLPLogExporter
+    return type("KyoOTLPLogExporter", (_SendsEncodedBytes, OTLPLogExporter), {
+        "encoder_class": LogEncoder, "response": ExportLogsServiceResponse,
+        "method": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    })

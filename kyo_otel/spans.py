@@ -106,11 +106,9 @@ class LeanSpan(sdk_trace.Span):
         self._update(cleaned, cleaned.dropped)  # dropped: invalid keys
 
     def set_trusted_attributes(self, attributes: Mapping[str, Any]) -> None:
-        """Attributes kyo_otel built itself (strings, integers): set without validation."""
-        if self._limits.max_span_attribute_length is not None:
-            self.set_attributes(attributes)
-        else:
-            self._update(attributes)
+        """Attributes kyo_otel built itself (strings, integers): set without validation (a lean
+        span exists only without a value-length limit, see ``LeanTracer``)."""
+        self._update(attributes)
 
     def _update(self, attributes: Mapping[str, Any], invalid: int = 0) -> None:
         """As ``BoundedAttributes``: a key set again moves to the end; when full, the oldest goes.
@@ -182,7 +180,6 @@ class LeanTracer:
             self._adopt(tracer)
         except Exception:  # another SDK layout: every span comes from the SDK tracer
             _logger.debug("kyo_otel: lean spans unavailable, using the SDK tracer", exc_info=True)
-            self.lean = False
 
     def _adopt(self, tracer: Any) -> None:
         from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
@@ -191,7 +188,6 @@ class LeanTracer:
             return
         self.sampler = tracer.sampler
         self.span_processor = tracer.span_processor
-        self.id_generator = tracer.id_generator
         self.instrumentation_info = tracer.instrumentation_info
         self.instrumentation_scope = tracer._instrumentation_scope  # noqa: SLF001
         self.limits: SpanLimits = tracer._span_limits  # noqa: SLF001
@@ -202,9 +198,10 @@ class LeanTracer:
         if self._room is None:
             self._room = sys.maxsize
         self._enabled = tracer._is_enabled  # noqa: SLF001
-        self._generate_trace_id = self.id_generator.generate_trace_id
-        self._generate_span_id = self.id_generator.generate_span_id
-        self._is_trace_id_random = self.id_generator.is_trace_id_random
+        ids = tracer.id_generator
+        self._generate_trace_id = ids.generate_trace_id
+        self._generate_span_id = ids.generate_span_id
+        self._is_trace_id_random = ids.is_trace_id_random
         self._should_sample = self.sampler.should_sample
         self._on_start = self.span_processor.on_start
         # The self-check: a span built here reads back as an SDK span would.

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -19,6 +21,12 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 from opentelemetry.trace import set_span_in_context
 
 from kyo_otel.otlp_wire import LogEncoder, SpanEncoder
+
+
+def _sent(encoder, items):
+    """What the collector receives: the encoder's bytes, as the protobuf message."""
+    message = ExportLogsServiceRequest if isinstance(encoder, LogEncoder) else ExportTraceServiceRequest
+    return message.FromString(encoder.encode(items))
 
 
 def _spans(record):
@@ -32,12 +40,12 @@ def _spans(record):
 
 def _assert_same(spans):
     expected = encode_spans(spans)
-    actual = SpanEncoder().request(spans)
+    actual = _sent(SpanEncoder(), spans)
     assert actual == expected
     # and a second batch through the same encoder (its caches warm) is still right
     encoder = SpanEncoder()
-    encoder.request(spans)
-    assert encoder.request(spans) == expected
+    _sent(encoder, spans)
+    assert _sent(encoder, spans) == expected
 
 
 def test_a_request_trace_with_redis_children_events_links_and_errors():
@@ -66,7 +74,7 @@ def test_a_request_trace_with_redis_children_events_links_and_errors():
 
 
 def test_an_empty_batch():
-    assert SpanEncoder().request([]) == encode_spans([])
+    assert _sent(SpanEncoder(), []) == encode_spans([])
 
 
 scalars = st.one_of(
@@ -119,7 +127,7 @@ def test_log_records_through_the_logging_bridge_encode_as_the_sdk_encodes_them()
 
     records = _log_records(emit)
     assert len(records) == 6
-    assert LogEncoder().request(records) == encode_logs(records)
+    assert _sent(LogEncoder(), records) == encode_logs(records)
 
 
 # -- scrubbing while encoding: the bytes of the scrubbing exporters' copies ---------------------
@@ -144,8 +152,8 @@ def _scrubbed_twice(items, encoder_class, exporter_class, encode):
     scrubber = Scrubber()
     copies = [exporter_class(None, scrubber).scrub(item) for item in items]
     encoder = encoder_class(scrubber)
-    first = encoder.request(items)
-    return first, encoder.request(items), encode(copies)
+    first = _sent(encoder, items)
+    return first, _sent(encoder, items), encode(copies)
 
 
 def test_spans_scrubbed_while_encoded_are_the_scrubbed_copies_bytes():
@@ -207,7 +215,7 @@ def test_a_record_that_cannot_be_scrubbed_is_dropped_not_sent(caplog):
             pass
 
     with caplog.at_level(logging.WARNING, logger="kyo_otel.scrub"):
-        request = SpanEncoder(Scrubber(callback=broken)).request(_spans(record))
+        request = _sent(SpanEncoder(Scrubber(callback=broken)), _spans(record))
     names = [span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
     assert names == ["kept"]
     assert "could not scrub a traces record" in caplog.text
