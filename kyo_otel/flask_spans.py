@@ -36,7 +36,7 @@ from opentelemetry.util.http import (
 )
 
 from kyo_otel.catalog import HTTP_METHODS
-from kyo_otel.spans import LeanTracer
+from kyo_otel.spans import LeanTracer, record_error
 from kyo_otel.version import __version__
 
 if TYPE_CHECKING:
@@ -56,6 +56,13 @@ _NO_BODY_STATUS = frozenset({"204", "304"})
 _CONTENT_LENGTH = frozenset({"Content-Length", "content-length", "CONTENT-LENGTH"})
 
 
+def environ_key(header: str) -> str:
+    """Where WSGI puts a request header: ``X-Tenant-Id`` -> ``HTTP_X_TENANT_ID`` (the two the
+    environ keeps without the prefix: ``CONTENT_TYPE``, ``CONTENT_LENGTH``)."""
+    key = header.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+
 class _EnvironGetter(Getter[Any]):
     """Propagation headers from a WSGI environ (``traceparent`` -> ``HTTP_TRACEPARENT``)."""
 
@@ -65,7 +72,7 @@ class _EnvironGetter(Getter[Any]):
     def get(self, carrier: Any, key: str) -> list[str] | None:
         name = self._names.get(key)
         if name is None:
-            name = self._names[key] = "HTTP_" + key.upper().replace("-", "_")
+            name = self._names[key] = environ_key(key)
         value = carrier.get(name)
         return None if value is None else [value]
 
@@ -95,7 +102,7 @@ def _headers_read(textmap: Any) -> tuple[str, ...] | None:
     parts = getattr(textmap, "_propagators", None) if type(textmap) is CompositePropagator else [textmap]
     if not isinstance(parts, list) or not all(type(part) in known for part in parts):
         return None
-    return tuple("HTTP_" + field.upper().replace("-", "_") for part in parts for field in part.fields)
+    return tuple(environ_key(field) for part in parts for field in part.fields)
 
 
 class _Extractor:
@@ -291,8 +298,7 @@ def _record_exception(sender: Any, exception: BaseException, **_: Any) -> None:
 
     span = get_current_span()
     if span.is_recording():
-        span.record_exception(exception)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+        record_error(span, exception)
         # Named now: an exception Flask propagates leaves no response, and the request is gone
         # by the time it reaches the WSGI wrapper.
         environ = request.environ
@@ -306,8 +312,7 @@ def _failed(span: Any, exc: BaseException) -> None:
     span ended; a failure to record it is swallowed, the exception goes on untouched."""
     try:
         if not _recorded(span):
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            record_error(span, exc)
         recorded = getattr(span, "attributes", None)
         if recorded is not None and "http.response.status_code" not in recorded:
             span.set_attribute("error.type", type(exc).__qualname__)  # no response: the exception says why

@@ -48,16 +48,15 @@ from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.semconv.attributes.network_attributes import NetworkTransportValues
 from opentelemetry.semconv.trace import DbSystemValues, NetTransportValues
-from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import SpanKind, TracerProvider
 
-from kyo_otel.spans import LeanTracer
+from kyo_otel.spans import LeanTracer, record_error
 from kyo_otel.version import __version__
 
 _logger = logging.getLogger(__name__)
 _SIGNALS = (_OpenTelemetryStabilitySignalType.DATABASE, _OpenTelemetryStabilitySignalType.HTTP)
 _STATEMENT_LIMIT = 1000  # contrib's: longer sanitized statements end with "..."
 _CLIENT = SpanKind.CLIENT
-_ERROR = StatusCode.ERROR
 _SEARCH_NAMES = {"FT.SEARCH": "redis.search", "FT.CREATE": "redis.create_index"}  # contrib's names
 
 
@@ -233,8 +232,7 @@ class _ClientSpan:
             return
         span, token = self._started
         if isinstance(error, Exception) and not isinstance(error, _NOT_ERRORS) and span.is_recording():
-            span.record_exception(error)
-            span.set_status(Status(_ERROR, f"{type(error).__name__}: {error}"))
+            record_error(span, error)
         context_api.detach(token)
         span.end()
 

@@ -59,6 +59,13 @@ _FLAGS = {
 }
 
 
+def record_error(span: trace_api.Span, error: BaseException) -> None:
+    """An exception event and ERROR status, as the SDK's ``start_as_current_span`` records an
+    exception that escapes it (and the contrib instrumentations' spans carry)."""
+    span.record_exception(error)
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+
 class LeanSpan(sdk_trace.Span):
     """An SDK span built without the SDK's per-span validation and bookkeeping (see module)."""
 
