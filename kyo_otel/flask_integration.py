@@ -41,8 +41,8 @@ class RequestContext:
     __slots__ = ("_request_id_key", "_tenant_key", "_metrics")
 
     def __init__(self, tenant_header: str, metrics: bool) -> None:
-        self._request_id_key = _environ_key(context.REQUEST_ID_HEADER)
-        self._tenant_key = _environ_key(tenant_header)
+        self._request_id_key = flask_spans.environ_key(context.REQUEST_ID_HEADER)
+        self._tenant_key = flask_spans.environ_key(tenant_header)
         self._metrics = metrics
 
     def begin(self, environ: Any) -> tuple[dict[str, str], Any]:
@@ -59,12 +59,6 @@ class RequestContext:
     @staticmethod
     def end(tokens: Any) -> None:
         context.end(tokens)
-
-
-def _environ_key(header: str) -> str:
-    """Where WSGI puts a request header: ``X-Tenant-Id`` -> ``HTTP_X_TENANT_ID``."""
-    key = header.upper().replace("-", "_")
-    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
 
 def _install_request_hooks(
