@@ -37,7 +37,7 @@ from kyo_otel.config import Settings
 from kyo_otel.context import add_correlation
 
 _PRIMITIVE = (str, bool, int, float)
-_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}  # OpenTelemetry's names for two levels
+SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}  # OpenTelemetry's names for two levels
 _NO_CONTEXT = Context()
 _RECORD_CONTEXT = Context({"kyo_otel.log_record": True})
 """The context of records built by the handler: their ids are set from the span already."""
@@ -137,7 +137,7 @@ class KyoLoggingHandler(LoggingHandler):
                 trace_id=span_context.trace_id,
                 span_id=span_context.span_id,
                 trace_flags=span_context.trace_flags,
-                severity_text=_SEVERITY_TEXT.get(record.levelname, record.levelname),
+                severity_text=SEVERITY_TEXT.get(record.levelname, record.levelname),
                 severity_number=_severity(record.levelno),
                 body=self.format(record) if self.formatter else record.getMessage(),
                 attributes=attributes,

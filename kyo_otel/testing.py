@@ -36,6 +36,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from kyo_otel import catalog, instruments
 from kyo_otel import telemetry as telemetry_module
+from kyo_otel.logs import SEVERITY_TEXT
 from kyo_otel.telemetry import Telemetry
 
 __all__ = ["CapturedLog", "CapturedTelemetry", "MetricPoint", "VOLATILE_ATTRIBUTES", "capture"]
@@ -64,10 +65,6 @@ VOLATILE_ATTRIBUTES: tuple[str, ...] = (
     "kyo.request.id",
 )
 """Attributes whose values differ between runs; ``snapshot()`` shows them as ``<name>``."""
-
-# What Python calls a level -> what the OpenTelemetry logging bridge writes as severity text.
-_SEVERITY = {"WARNING": "WARN", "CRITICAL": "FATAL"}
-
 
 @dataclass(frozen=True)
 class MetricPoint:
@@ -132,7 +129,7 @@ def _attribute_matches(attributes: Mapping[str, Any], expected: Mapping[str, Any
 
 def _level_name(level: str) -> str:
     upper = level.strip().upper()
-    return _SEVERITY.get(upper, upper)
+    return SEVERITY_TEXT.get(upper, upper)  # as the logging bridge writes it
 
 
 class CapturedTelemetry:
