@@ -104,16 +104,17 @@ class KyoLoggingHandler(LoggingHandler):
         super().__init__(*args, **kwargs)
         self._direct = direct
         """The ``BatchProcessor`` behind kyo_otel's batch log processor, or None (SDK path)."""
-        self._scopes: dict[str, tuple[Any, Any]] = {}
+        self._loggers: dict[str, Any] = {}
 
-    def _scope(self, name: str) -> tuple[Any, Any]:
-        scope = self._scopes.get(name)
-        if scope is None:
+    def _logger(self, name: str) -> Any:
+        """The SDK logger of a stdlib logger name. Its resource is read at each record, not kept:
+        after a fork the provider gives its loggers a new one (``service.instance.id``)."""
+        logger = self._loggers.get(name)
+        if logger is None:
             logger = get_logger(name, logger_provider=self._logger_provider)
-            scope = (getattr(logger, "instrumentation_scope", None), getattr(logger, "resource", None))
-            if len(self._scopes) < 10_000:  # logger names are code, but stay bounded
-                self._scopes[name] = scope
-        return scope
+            if len(self._loggers) < 10_000:  # logger names are code, but stay bounded
+                self._loggers[name] = logger
+        return logger
 
     def emit(self, record: logging.LogRecord) -> None:
         direct = self._direct
@@ -124,7 +125,7 @@ class KyoLoggingHandler(LoggingHandler):
             return  # a record logged while emitting one (the SDK's own warnings): dropped, no recursion
         token = self._is_emitting.set(True)
         try:
-            scope, resource = self._scope(record.name)
+            logger = self._logger(record.name)
             span_context = get_current_span().get_span_context()
             attributes, event_name = self._get_attributes(record, span_context)
             _clean(attributes)
@@ -143,7 +144,7 @@ class KyoLoggingHandler(LoggingHandler):
                 attributes=attributes,
                 event_name=event_name,
             )
-            _enqueue(direct, api_record, resource, scope)
+            _enqueue(direct, api_record, logger.resource, logger.instrumentation_scope)
         finally:
             self._is_emitting.reset(token)
 

@@ -255,3 +255,35 @@ def test_the_batch_path_builds_the_record_the_sdk_path_builds():
     assert first["order.tags"] == ("a", "b") and first["obj"] == "opaque" and first["kyo.request.id"] == "req-1"
     assert fast[2].log_record.attributes["exception.type"] == "KeyError"
     assert all(r.log_record.trace_id for r in fast)
+
+
+def test_records_of_a_forked_child_carry_the_childs_instance_id():
+    """A gunicorn-style fork after the parent has logged (batch queue, OTLP/gRPC to a real
+    receiver): the child's records go out with the child's ``service.instance.id``, even from a
+    logger the parent had used."""
+    from kyo_otel.receiver import OtlpReceiver
+    from tests.support.subprocess_python import run_python
+
+    code = """
+        import logging, multiprocessing, os
+        import kyo_otel
+        kyo_otel.configure(environment="production", service_name="fork-logs", otlp_endpoint=os.environ["ENDPOINT"])
+        log = logging.getLogger("kyo_test.fork")
+        log.warning("from the parent")
+
+        def child():
+            log.warning("from the child")
+
+        process = multiprocessing.get_context("fork").Process(target=child)
+        process.start()
+        process.join(20)
+        assert process.exitcode == 0
+        assert kyo_otel.shutdown()
+    """
+    with OtlpReceiver() as receiver:
+        done = run_python(code, env={"ENDPOINT": receiver.endpoint})
+        assert done.returncode == 0, done.stderr
+    (parent,) = receiver.logs("from the parent")
+    (child,) = receiver.logs("from the child")
+    assert child.resource["process.pid"] != parent.resource["process.pid"]
+    assert child.resource["service.instance.id"] != parent.resource["service.instance.id"]
