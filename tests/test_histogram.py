@@ -19,11 +19,13 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from kyo_otel import catalog
 from kyo_otel.config import resolve_settings
 from kyo_otel.exporters import DELTA_TEMPORALITY, EXPONENTIAL_HISTOGRAMS
-from kyo_otel.histogram import _FOLD_AT, ProcessHistogram
+from kyo_otel.histogram import ProcessHistogram
 from kyo_otel.instruments import Recorder
 from kyo_otel.metrics import build_meter_provider, memory_reader
 from kyo_otel.resource import build_resource
 
+FOLD_AT = 4096
+"""A small fold threshold: the values a request folds on the way are compared too."""
 SERIES = [{catalog.ROUTE: f"/r{i}", catalog.METHOD: "GET", catalog.STATUS_CODE: 200} for i in range(4)]
 
 
@@ -54,7 +56,7 @@ class SideBySide:
         self.sdk_reader = InMemoryMetricReader(preferred_temporality=DELTA_TEMPORALITY, preferred_aggregation=EXPONENTIAL_HISTOGRAMS)
         self.provider = MeterProvider(metric_readers=[self.sdk_reader], shutdown_on_exit=False)
         self.sdk = self.provider.get_meter(catalog.SCOPE).create_histogram(catalog.HTTP_SERVER_DURATION.name)
-        self.ours = ProcessHistogram(InstrumentationScope(catalog.SCOPE), catalog.HTTP_SERVER_DURATION)
+        self.ours = ProcessHistogram(InstrumentationScope(catalog.SCOPE), catalog.HTTP_SERVER_DURATION, fold_at=FOLD_AT)
 
     def record(self, series: int, value: float) -> None:
         self.sdk.record(value, SERIES[series])
@@ -91,7 +93,7 @@ def test_same_points_as_the_sdk_for_many_latencies_spanning_more_than_160_bucket
     both = SideBySide()
     for collection in range(3):
         # More than a fold's worth per series (about 5,100 each): folded on the way, then at collection.
-        for _ in range(5 * _FOLD_AT):
+        for _ in range(5 * FOLD_AT):
             both.record(rng.randrange(len(SERIES)), rng.lognormvariate(-4 + collection, 1.5))
         both.record(0, 0.0)
         both.record(1, 1e-9 * 10 ** (collection * 3))
