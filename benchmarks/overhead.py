@@ -244,20 +244,34 @@ class Child:
 # --- part 1: CPU per request -----------------------------------------------------------------
 
 
+def _children(variants: Any, redis_url: str, receiver: Any) -> list[Child]:
+    """One child per variant, each with its own Redis database (1, 2, ...)."""
+    return [Child(v, f"{redis_url[:-1]}{i + 1}", receiver.endpoint) for i, v in enumerate(variants)]
+
+
+def _interleaved_rounds(children: list[Child], args: argparse.Namespace) -> dict[tuple[str, str], list[float]]:
+    """A warm-up round per child and route (imports, caches, first connections), then
+    ``args.rounds`` rounds of ``args.requests`` requests per route, the children taking turns in a
+    rotating order: CPU microseconds per request, per (variant, route)."""
+    samples: dict[tuple[str, str], list[float]] = {(c.variant, r): [] for c in children for r in ROUTES}
+    for child in children:
+        for route in ROUTES:
+            child.ask("round", route=route, k=max(50, args.requests // 4))
+    for n in range(args.rounds):
+        for route in ROUTES:
+            for child in children[n % len(children):] + children[: n % len(children)]:
+                samples[(child.variant, route)].append(child.ask("round", route=route, k=args.requests)["us_per_request"])
+        print(f"   round {n + 1}/{args.rounds} done", file=sys.stderr)
+    return samples
+
+
 def compare(args: argparse.Namespace, redis_url: str, receiver: Any) -> None:
     """CPU per request of any variants, e.g. ``bare kyo kyo,-flask kyo,logs_exporter=none``:
     the same interleaved rounds, one median per variant and route."""
     print(f"\n== CPU per request, {args.rounds} interleaved rounds x {args.requests} requests, medians (us)")
-    children = [Child(v, f"{redis_url[:-1]}{i + 1}", receiver.endpoint) for i, v in enumerate(args.compare)]
-    samples: dict[tuple[str, str], list[float]] = {(c.variant, r): [] for c in children for r in ROUTES}
+    children = _children(args.compare, redis_url, receiver)
     try:
-        for child in children:
-            for route in ROUTES:
-                child.ask("round", route=route, k=max(50, args.requests // 4))
-        for n in range(args.rounds):
-            for route in ROUTES:
-                for child in children[n % len(children):] + children[: n % len(children)]:
-                    samples[(child.variant, route)].append(child.ask("round", route=route, k=args.requests)["us_per_request"])
+        samples = _interleaved_rounds(children, args)
     finally:
         for child in children:
             try:
@@ -272,19 +286,10 @@ def compare(args: argparse.Namespace, redis_url: str, receiver: Any) -> None:
 def cpu_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any) -> dict[str, Any]:
     print(f"\n== CPU per request (Flask test client, {args.rounds} rounds x {args.requests} requests per route "
           f"and variant, whole-process CPU, medians)")
-    children = {v: Child(v, f"{redis_url[:-1]}{i + 1}", receiver.endpoint) for i, v in enumerate(VARIANTS)}
-    samples: dict[tuple[str, str], list[float]] = {(v, r): [] for v in VARIANTS for r in ROUTES}
+    children = {child.variant: child for child in _children(VARIANTS, redis_url, receiver)}
     extra: dict[str, Any] = {}
     try:
-        for variant, child in children.items():  # warm-up: imports, caches, first connections
-            for route in ROUTES:
-                child.ask("round", route=route, k=max(50, args.requests // 4))
-        for n in range(args.rounds):
-            order = VARIANTS[n % 3:] + VARIANTS[: n % 3]
-            for route in ROUTES:
-                for variant in order:
-                    samples[(variant, route)].append(children[variant].ask("round", route=route, k=args.requests)["us_per_request"])
-            print(f"   round {n + 1}/{args.rounds} done", file=sys.stderr)
+        samples = _interleaved_rounds(list(children.values()), args)
         if args.micro:
             rounds: dict[str, list[dict[str, Any]]] = {"upstream": [], "kyo": []}
             for n in range(args.micro_rounds):
@@ -362,7 +367,7 @@ def _wrk(port: int, seconds: float, connections: int, script: str) -> tuple[floa
 
 def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any) -> dict[str, Any]:
     from kyo_otel.receiver import free_port
-    from tests.support.gunicorn_app import _has_setting, wait_until_serving
+    from tests.support.gunicorn_app import gunicorn_command, wait_until_serving
 
     if shutil.which("wrk") is None:
         print("\n== Throughput: skipped, `wrk` is not installed (apt-get install wrk; `make bench` does it)")
@@ -383,10 +388,7 @@ def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any
             port = free_port()
             env = dict(os.environ, BENCH_VARIANT=variant, BENCH_REDIS_URL=f"{redis_url[:-1]}{4 + i}",
                        BENCH_OTLP_ENDPOINT=receiver.endpoint, PYTHONPATH=ROOT)
-            command = [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}",
-                       "--log-level", "warning", "benchmarks.wsgi:app"]
-            if _has_setting("control_socket_disable"):
-                command.append("--no-control-socket")  # gunicorn >= 25: one socket path per user, the three would collide
+            command = gunicorn_command(port, 2, "--log-level", "warning", "benchmarks.wsgi:app")
             process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
             servers[variant] = (process, port)
         for process, port in servers.values():

@@ -39,12 +39,6 @@ class CapturingSender:
         self._default.send(tenant, phone, code)
 
 
-def _create_app(client: Any, sender: CapturingSender) -> Any:
-    from sample_app import create_app
-
-    return create_app(client, sender=sender)
-
-
 def _upstream(app: Any, endpoint: str) -> tuple[Any, Any]:
     from opentelemetry import _logs, metrics, trace
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
@@ -90,6 +84,8 @@ def make_app(variant: str, redis_url: str, otlp_endpoint: str) -> tuple[Any, Cap
     produced so far are exported (metrics keep their own export interval)."""
     import redis as redis_lib
 
+    from sample_app import create_app
+
     # For finding where the time goes: "kyo,logs_exporter=none" (or "kyo,instrumentation=contrib")
     # passes settings to configure();
     # "kyo,-flask" / "kyo,-redis" then remove that instrumentation again, whoever makes the spans.
@@ -101,7 +97,7 @@ def make_app(variant: str, redis_url: str, otlp_endpoint: str) -> tuple[Any, Cap
     logging.getLogger().setLevel(logging.INFO)
     client = redis_lib.Redis.from_url(redis_url)
     sender = CapturingSender()
-    app = _create_app(client, sender)
+    app = create_app(client, sender=sender)
     providers: tuple[Any, ...] = ()
     if variant == "upstream":
         providers = _upstream(app, otlp_endpoint)

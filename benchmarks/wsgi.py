@@ -8,5 +8,4 @@ import os
 
 from benchmarks.variants import make_app
 
-app, _sender, _flush = make_app(os.environ["BENCH_VARIANT"], os.environ["BENCH_REDIS_URL"], os.environ["BENCH_OTLP_ENDPOINT"])
-app.config["BENCH_SENDER"] = _sender
+app, _, _ = make_app(os.environ["BENCH_VARIANT"], os.environ["BENCH_REDIS_URL"], os.environ["BENCH_OTLP_ENDPOINT"])

@@ -26,6 +26,7 @@ from typing import Any
 from kyo_otel import catalog
 from kyo_otel.audit import AUDIT_ATTRIBUTE, AUDIT_VALUE
 from kyo_otel.aws_names import APPLICATION_LOG_GROUP, AUDIT_LOG_GROUP, METRICS_LOG_GROUP
+from kyo_otel.config import SIGNALS
 from kyo_otel.ottl import LogView, UnsupportedCondition, condition_matches
 
 LOG_STREAM = "{TaskId}"
@@ -81,7 +82,6 @@ CLOUDWATCH_UNITS = frozenset(
 
 COMPONENT_KINDS = ("receivers", "processors", "exporters", "extensions")
 KINDS = (*COMPONENT_KINDS, "connectors")
-SIGNALS = ("traces", "metrics", "logs")
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 # Where each exporter can be used at all.
 _EXPORTER_SIGNALS = {"awsemf": {"metrics"}, "awsxray": {"traces"}, "awscloudwatchlogs": {"logs"}}

@@ -4,6 +4,8 @@ opentelemetry-instrumentation-flask (``instrumentation="contrib"``), request for
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from flask import Flask, Response, abort
@@ -22,15 +24,15 @@ CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 # the memory profile once, sends the same requests, and prints its snapshot (ids and times
 # renumbered, ports and request ids as placeholders).
 SHOP = """
-import json, logging, sys
+import json, logging, os
 import redis
 from flask import Flask, abort
 from kyo_otel.testing import capture
 import kyo_otel
 from kyo_otel import flask_spans
 
-captured = capture(instrumentation=sys.argv[1])
-client = redis.Redis.from_url(sys.argv[2])
+captured = capture(instrumentation=os.environ["INSTRUMENTATION"])
+client = redis.Redis.from_url(os.environ["REDIS_URL"])
 app = Flask("shop")
 log = logging.getLogger("shop.orders")
 
@@ -50,7 +52,7 @@ def boom():
 
 kyo_otel.instrument_app(app, redis=client)
 web = app.test_client()
-web.get("/orders/7?expand=items", headers={"traceparent": sys.argv[3], "X-Tenant-Id": "acme", "X-Shop-Region": "eu", "X-Shop-Owner": "o-1"})
+web.get("/orders/7?expand=items", headers={"traceparent": os.environ["CALLER"], "X-Tenant-Id": "acme", "X-Shop-Region": "eu", "X-Shop-Owner": "o-1"})
 web.get("/no/such/path")
 web.delete("/orders/7")
 web.open("/orders/7", method="PURGE")
@@ -70,8 +72,8 @@ CAPTURE = {
 
 
 def shop_snapshot(instrumentation: str, redis_url: str) -> list[dict]:
-    snippet = SHOP.replace("sys.argv[1]", repr(instrumentation)).replace("sys.argv[2]", repr(redis_url))
-    return last_json_line(run_python(snippet.replace("sys.argv[3]", repr(CALLER)), env=CAPTURE))
+    env = {**CAPTURE, "INSTRUMENTATION": instrumentation, "REDIS_URL": redis_url, "CALLER": CALLER}
+    return last_json_line(run_python(SHOP, env=env))
 
 
 def comparable(entry: dict) -> dict:
@@ -155,6 +157,17 @@ def test_each_propagator_header_continues_the_trace_and_none_starts_a_new_one(ky
     assert fresh.parent is None and fresh.context.trace_id not in (xray.context.trace_id, w3c.context.trace_id)
 
 
+@contextmanager
+def global_textmap(propagator: TextMapPropagator) -> Iterator[None]:
+    """``propagator`` as the process's propagator, the previous one restored after."""
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(propagator)
+    try:
+        yield
+    finally:
+        propagate.set_global_textmap(previous)
+
+
 class _TraceparentOrLegacyHeader(TextMapPropagator):
     """Injects ``traceparent`` but also accepts ``X-Legacy-Traceparent``, as B3's multi-header
     propagator injects ``X-B3-*`` and also accepts the single ``b3`` header."""
@@ -178,12 +191,8 @@ class _TraceparentOrLegacyHeader(TextMapPropagator):
 def test_a_propagator_that_reads_more_than_its_fields_is_always_asked(kyo_telemetry, shop):
     """``fields`` are what a propagator injects; only for the standard ones is it all it reads."""
     kyo_otel.instrument_app(shop)
-    previous = propagate.get_global_textmap()
-    propagate.set_global_textmap(_TraceparentOrLegacyHeader())
-    try:
+    with global_textmap(_TraceparentOrLegacyHeader()):
         shop.test_client().get("/orders/1", headers={"X-Legacy-Traceparent": CALLER})
-    finally:
-        propagate.set_global_textmap(previous)
     span = kyo_telemetry.span("GET /orders/<int:order_id>")
     assert (span.context.trace_id, span.parent.span_id) == (0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7)
 
@@ -276,12 +285,8 @@ class _BrokenPropagator(TextMapPropagator):
 
 def test_a_telemetry_failure_costs_the_request_its_span_never_the_answer(kyo_telemetry, shop):
     kyo_otel.instrument_app(shop)
-    previous = propagate.get_global_textmap()
-    propagate.set_global_textmap(_BrokenPropagator())
-    try:
+    with global_textmap(_BrokenPropagator()):
         response = shop.test_client().get("/orders/7", headers={"X-Request-Id": "req-8", "X-Broken": "1"})
-    finally:
-        propagate.set_global_textmap(previous)
     assert (response.status_code, response.get_json()) == (200, {"id": 7})
     assert response.headers["X-Request-Id"] == "req-8"  # the request context is still there
     assert kyo_telemetry.spans("GET /orders/<int:order_id>") == []

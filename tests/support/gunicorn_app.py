@@ -71,11 +71,7 @@ class GunicornApp:
 
     @property
     def command(self) -> list[str]:
-        command = [sys.executable, "-m", "gunicorn", "-c", str(self.config), "--bind", f"127.0.0.1:{self.port}",
-                   "--workers", str(self.workers_wanted)]
-        if _has_setting("control_socket_disable"):
-            command.append("--no-control-socket")  # gunicorn >= 25 shares one socket path per user by default
-        return command
+        return gunicorn_command(self.port, self.workers_wanted, "-c", str(self.config))
 
     def start(self, timeout: float = 30) -> GunicornApp:
         self.process = subprocess.Popen(
@@ -158,6 +154,15 @@ class GunicornApp:
         self._log.close()
         if os.path.exists(self._log.name):
             os.unlink(self._log.name)
+
+
+def gunicorn_command(port: int, workers: int, *options: str) -> list[str]:
+    """``gunicorn`` on 127.0.0.1:``port`` with ``workers`` workers, then ``options`` (a config
+    file, an app module...)."""
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers), *options]
+    if _has_setting("control_socket_disable"):
+        command.append("--no-control-socket")  # gunicorn >= 25 shares one socket path per user by default
+    return command
 
 
 def _has_setting(name: str) -> bool:
