@@ -129,8 +129,7 @@ def test_without_kyo_otel_logs_audit_records_go_to_the_applications_own_handlers
 def test_over_otlp_audit_records_arrive_marked_with_their_scope_and_correlation():
     """The production path (batch queue, OTLP/gRPC to a real receiver): the audit record and an
     application record of the same request, each with the fields the collector routes on."""
-    from kyo_otel.receiver import OtlpReceiver
-    from tests.support.subprocess_python import run_python
+    from tests.support.subprocess_python import exported_over_otlp
 
     code = """
         import logging, os
@@ -142,9 +141,7 @@ def test_over_otlp_audit_records_arrive_marked_with_their_scope_and_correlation(
             logging.getLogger("kyo_test.app").warning("verification failed")
         assert kyo_otel.shutdown()
     """
-    with OtlpReceiver() as receiver:
-        done = run_python(code, env={"ENDPOINT": receiver.endpoint})
-        assert done.returncode == 0, done.stderr
+    receiver = exported_over_otlp(code)
     (audit,) = receiver.logs("audit: otp.verify")
     (application,) = receiver.logs("verification failed")
     assert audit.scope == AUDIT_LOGGER and audit.attributes[AUDIT_ATTRIBUTE] == AUDIT_VALUE

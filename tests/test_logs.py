@@ -261,8 +261,7 @@ def test_records_of_a_forked_child_carry_the_childs_instance_id():
     """A gunicorn-style fork after the parent has logged (batch queue, OTLP/gRPC to a real
     receiver): the child's records go out with the child's ``service.instance.id``, even from a
     logger the parent had used."""
-    from kyo_otel.receiver import OtlpReceiver
-    from tests.support.subprocess_python import run_python
+    from tests.support.subprocess_python import exported_over_otlp
 
     code = """
         import logging, multiprocessing, os
@@ -280,9 +279,7 @@ def test_records_of_a_forked_child_carry_the_childs_instance_id():
         assert process.exitcode == 0
         assert kyo_otel.shutdown()
     """
-    with OtlpReceiver() as receiver:
-        done = run_python(code, env={"ENDPOINT": receiver.endpoint})
-        assert done.returncode == 0, done.stderr
+    receiver = exported_over_otlp(code)
     (parent,) = receiver.logs("from the parent")
     (child,) = receiver.logs("from the child")
     assert child.resource["process.pid"] != parent.resource["process.pid"]
