@@ -365,7 +365,12 @@ def _wrk(port: int, seconds: float, connections: int, script: str) -> tuple[floa
     return rps, done, bad
 
 
-def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any) -> dict[str, Any]:
+def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any,
+                         variants: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
+    """Requests per second and worker CPU per request of each variant under gunicorn, the variants
+    taking turns in rotating order; the first variant is the one the others are divided by."""
+    import psutil
+
     from kyo_otel.receiver import free_port
     from tests.support.gunicorn_app import gunicorn_command, wait_until_serving
 
@@ -379,12 +384,14 @@ def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any
     script = os.path.join(tempfile.mkdtemp(prefix="kyo-bench-"), "send.lua")
     with open(script, "w") as f:
         f.write(WRK_SCRIPT)
-    rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    request_thread: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    cpu: dict[str, list[float]] = {v: [] for v in variants}
+    request_thread: dict[str, list[float]] = {v: [] for v in variants}
+    receiving: dict[str, list[float]] = {v: [] for v in variants}
+    me = psutil.Process()
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
-        for i, variant in enumerate(VARIANTS):
+        for i, variant in enumerate(variants):
             port = free_port()
             env = dict(os.environ, BENCH_VARIANT=variant, BENCH_REDIS_URL=f"{redis_url[:-1]}{4 + i}",
                        BENCH_OTLP_ENDPOINT=receiver.endpoint, PYTHONPATH=ROOT)
@@ -395,17 +402,18 @@ def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any
             wait_until_serving(f"http://127.0.0.1:{port}", process)
             _wrk(port, 1, args.connections, script)  # warm-up
         for n in range(args.throughput_rounds):
-            order = VARIANTS[n % 3:] + VARIANTS[: n % 3]
+            order = variants[n % len(variants):] + variants[: n % len(variants)]
             for variant in order:
                 process, port = servers[variant]
-                redis_lib.Redis.from_url(f"{redis_url[:-1]}{4 + VARIANTS.index(variant)}").flushdb()  # fresh rate limits
-                before = _workers_cpu(process)
+                redis_lib.Redis.from_url(f"{redis_url[:-1]}{4 + variants.index(variant)}").flushdb()  # fresh rate limits
+                before, received = _workers_cpu(process), sum(me.cpu_times()[:2])
                 rps, done, bad = _wrk(port, args.seconds, args.connections, script)
                 time.sleep(1.5)  # the batch processors export what the run left (1 s schedule for kyo)
                 rates[variant].append(rps)
                 after = _workers_cpu(process)
                 cpu[variant].append((after[0] - before[0]) / done * 1e6)
                 request_thread[variant].append((after[1] - before[1]) / done * 1e6)
+                receiving[variant].append((sum(me.cpu_times()[:2]) - received) / done * 1e6)
                 if bad:
                     print(f"   note: {variant} answered {bad} non-2xx responses")
     finally:
@@ -418,15 +426,19 @@ def throughput_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any
                 process.kill()
     medians = {v: statistics.median(r) for v, r in rates.items()}
     cpu_medians = {v: statistics.median(c) for v, c in cpu.items()}
-    print(f"   {'variant':<10}{'requests/s':>12}{'vs bare':>9}{'worker CPU us/request':>24}{'vs bare':>9}"
-          f"{'of which request thread':>25}   (rounds: requests/s)")
-    for variant in VARIANTS:
+    first = variants[0]
+    width = max(10, *(len(v) + 2 for v in variants))
+    print(f"   {'variant':<{width}}{'requests/s':>12}{'vs ' + first:>{len(first) + 6}}{'worker CPU us/request':>24}"
+          f"{'vs ' + first:>{len(first) + 6}}{'of which request thread':>25}{'receiver':>10}   (rounds: requests/s)")
+    for variant in variants:
         rounds = ", ".join(f"{r:.0f}" for r in rates[variant])
-        print(f"   {variant:<10}{medians[variant]:>12.0f}{medians[variant] / medians['bare']:>9.2f}"
-              f"{cpu_medians[variant]:>24.0f}{cpu_medians[variant] / cpu_medians['bare']:>9.2f}"
-              f"{statistics.median(request_thread[variant]):>25.0f}   ({rounds})")
-    share = (cpu_medians["kyo"] - cpu_medians["bare"]) / (cpu_medians["upstream"] - cpu_medians["bare"])
-    print(f"   worker CPU (kyo - bare)/(upstream - bare): {share:.2f}  (includes the export of what the run produced)")
+        print(f"   {variant:<{width}}{medians[variant]:>12.0f}{medians[variant] / medians[first]:>{len(first) + 6}.2f}"
+              f"{cpu_medians[variant]:>24.0f}{cpu_medians[variant] / cpu_medians[first]:>{len(first) + 6}.2f}"
+              f"{statistics.median(request_thread[variant]):>25.0f}{statistics.median(receiving[variant]):>10.0f}   ({rounds})")
+    print("   (receiver: CPU us/request of this process, which runs the OTLP receiver standing in for the collector)")
+    if {"bare", "upstream", "kyo"} <= set(variants):
+        share = (cpu_medians["kyo"] - cpu_medians["bare"]) / (cpu_medians["upstream"] - cpu_medians["bare"])
+        print(f"   worker CPU (kyo - bare)/(upstream - bare): {share:.2f}  (includes the export of what the run produced)")
     return medians
 
 
@@ -445,6 +457,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6, help="wrk duration per throughput round")
     parser.add_argument("--throughput-rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--throughput-compare", nargs="+", metavar="VARIANT",
+                        help="only the throughput part, for these variants (same forms as --compare), divided by the first")
     parser.add_argument("--compare", nargs="+", metavar="VARIANT",
                         help="only compare these variants' CPU per request, e.g. bare kyo kyo,-flask kyo,-redis "
                              "kyo,logs_exporter=none (settings for configure(); -flask/-redis remove an instrumentation)")
@@ -457,6 +471,9 @@ def main() -> None:
     with RedisServer() as redis_server, CountingReceiver() as receiver:
         if args.compare:
             compare(args, redis_server.url, receiver)
+            return
+        if args.throughput_compare:
+            throughput_benchmark(args, redis_server.url, receiver, tuple(args.throughput_compare))
             return
         if args.only in (None, "cpu"):
             result = cpu_benchmark(args, redis_server.url, receiver)

@@ -34,7 +34,10 @@ from typing import Any
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk_trace
-from opentelemetry.sdk.trace import SpanLimits
+from opentelemetry.sdk.trace import SpanLimits, SynchronousMultiSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, StaticSampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -49,6 +52,7 @@ from opentelemetry.trace import (
 _logger = logging.getLogger(__name__)
 
 _UNSET = Status(StatusCode.UNSET)
+_DEFAULT_TRACE_STATE = trace_api.DEFAULT_TRACE_STATE
 _NONE: tuple[()] = ()
 _FLAGS = {
     (sampled, random): TraceFlags(
@@ -102,6 +106,7 @@ class LeanSpan(sdk_trace.Span):
         self._lock = threading.Lock()
         self._record_end_metrics = None
         self._dropped_attributes = 0
+        self._tracer_queue = tracer.queue
 
     # -- attributes: a plain dict; what application code sets is validated as the SDK does ----
 
@@ -172,8 +177,36 @@ class LeanSpan(sdk_trace.Span):
                 return
             self._end_time = end_time if end_time is not None else time_ns()
         processor = self._span_processor
+        queue = self._tracer_queue
+        if queue is not None and queue[0] is processor._span_processors:  # noqa: SLF001
+            # The provider's only processor is the SDK's BatchSpanProcessor, whose _on_ending
+            # does nothing and whose on_end queues sampled spans: queued here directly.
+            if self._context.trace_flags.sampled:
+                queue[1](self)
+            return
         processor._on_ending(self)  # noqa: SLF001 - the SDK's own hook, called as Span.end does
         processor.on_end(self)
+
+
+def _samples_children_of_sampled_local_parents(sampler: Any) -> bool:
+    """True when ``sampler`` answers RECORD_AND_SAMPLE, with the attributes unchanged and the
+    parent's trace state, for every child of a sampled local parent: the SDK's ``ParentBased``
+    (every ``parentbased_*`` sampler) with its default ``local_parent_sampled``, ALWAYS_ON."""
+    local = getattr(sampler, "_local_parent_sampled", None)
+    return (
+        isinstance(sampler, ParentBased)
+        and type(sampler).should_sample is ParentBased.should_sample
+        and type(local) is StaticSampler
+        and local._decision is Decision.RECORD_AND_SAMPLE  # noqa: SLF001
+    )
+
+
+def _valid_span_context(trace_id: int, span_id: int, is_remote: bool, flags: TraceFlags, trace_state: Any) -> SpanContext:
+    """``SpanContext(...)`` for ids known to be valid (a valid parent's trace id, ids from the
+    SDK's random generator, which never returns an invalid one): the tuple without the checks."""
+    return tuple.__new__(  # type: ignore[return-value]
+        SpanContext, (trace_id, span_id, is_remote, flags, _DEFAULT_TRACE_STATE if trace_state is None else trace_state, True)
+    )
 
 
 class LeanTracer:
@@ -183,6 +216,11 @@ class LeanTracer:
         self.tracer = tracer
         self.lean = False
         self._room = -1
+        self.queue: tuple[Any, Any] | None = None
+        """(the provider's processor tuple, its batch queue's ``emit``) while that tuple is one
+        ``BatchSpanProcessor``: ``LeanSpan.end`` then queues the span itself."""
+        self._follows_local_parent = False
+        self._span_context: Any = SpanContext
         try:
             self._adopt(tracer)
         except Exception:  # another SDK layout: every span comes from the SDK tracer
@@ -206,11 +244,19 @@ class LeanTracer:
             self._room = sys.maxsize
         self._enabled = tracer._is_enabled  # noqa: SLF001
         ids = tracer.id_generator
+        if type(ids) is RandomIdGenerator:  # never an invalid id: no need to check each
+            self._span_context = _valid_span_context
         self._generate_trace_id = ids.generate_trace_id
         self._generate_span_id = ids.generate_span_id
         self._is_trace_id_random = ids.is_trace_id_random
         self._should_sample = self.sampler.should_sample
         self._on_start = self.span_processor.on_start
+        self._follows_local_parent = _samples_children_of_sampled_local_parents(self.sampler)
+        processor = self.span_processor
+        if type(processor) is SynchronousMultiSpanProcessor:
+            processors = processor._span_processors  # noqa: SLF001
+            if len(processors) == 1 and type(processors[0]) is BatchSpanProcessor:
+                self.queue = (processors, processors[0]._batch_processor.emit)  # noqa: SLF001
         # The self-check: a span built here reads back as an SDK span would.
         probe = LeanSpan(self, "probe", trace_api.INVALID_SPAN_CONTEXT, None, SpanKind.INTERNAL, {"k": 1})
         readable = (probe.name, dict(probe.attributes), probe.events, probe.links, probe.status.status_code, probe.resource)
@@ -235,7 +281,13 @@ class LeanTracer:
         parent = get_current_span(context).get_span_context()
         if parent.is_valid:
             trace_id = parent.trace_id
-            random = parent.trace_flags.random_trace_id
+            flags = parent.trace_flags
+            random = flags.random_trace_id
+            if self._follows_local_parent and flags.sampled and not parent.is_remote:
+                # What the sampler answers for a sampled local parent (see
+                # _samples_children_of_sampled_local_parents), without asking it.
+                span_context = self._span_context(trace_id, self._generate_span_id(), False, _FLAGS[(True, random)], parent.trace_state)
+                return self._started(name, span_context, parent, kind, attributes, context)
         else:
             parent = None  # type: ignore[assignment]
             trace_id = self._generate_trace_id()
@@ -244,15 +296,17 @@ class LeanTracer:
         if result.attributes != attributes:  # a sampler that adds or changes attributes: the SDK's path
             return self.tracer.start_span(name, context, kind, attributes)
         decision = result.decision
-        span_context = SpanContext(
-            trace_id,
-            self._generate_span_id(),
-            is_remote=False,
-            trace_flags=_FLAGS[(decision.is_sampled(), random)],
-            trace_state=result.trace_state,
+        span_context = self._span_context(
+            trace_id, self._generate_span_id(), False, _FLAGS[(decision.is_sampled(), random)], result.trace_state
         )
         if not decision.is_recording():
             return NonRecordingSpan(span_context)
+        return self._started(name, span_context, parent, kind, attributes, context)
+
+    def _started(
+        self, name: str, span_context: SpanContext, parent: SpanContext | None, kind: SpanKind,
+        attributes: dict[str, Any], context: Any,
+    ) -> trace_api.Span:
         span = LeanSpan(self, name, span_context, parent, kind, attributes)
         span._start_time = time_ns()  # noqa: SLF001
         self._on_start(span, parent_context=context)

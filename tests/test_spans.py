@@ -229,3 +229,76 @@ def test_an_ended_span_counts_no_more_dropped_attributes() -> None:
 
     sdk, lean = _both(story)
     assert lean == sdk and lean[0]["dropped"][0] == 1
+
+
+class _ParentBasedWithRule(ParentBased):
+    """A ParentBased that changes its mind about children: the lean tracer must ask it."""
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None, attributes: Any = None, links: Any = None, trace_state: Any = None) -> SamplingResult:
+        if name == "DROP ME":
+            return SamplingResult(Decision.DROP)
+        return super().should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [ParentBased(ALWAYS_ON), ParentBased(ALWAYS_ON, local_parent_sampled=ALWAYS_OFF), _ParentBasedWithRule(ALWAYS_ON)],
+    ids=["parent-based", "local-children-off", "subclass"],
+)
+def test_children_of_a_local_parent_are_sampled_as_the_sdk_samples_them(sampler: Sampler) -> None:
+    """The lean tracer answers for ParentBased's default (a sampled local parent's child is
+    sampled, with the parent's trace state) without asking it; any other sampler is asked."""
+    states = []
+
+    def story(tracer: Any) -> None:
+        remote = trace_api.SpanContext(
+            0xABC, 0xDEF, is_remote=True, trace_flags=trace_api.TraceFlags(trace_api.TraceFlags.SAMPLED),
+            trace_state=trace_api.TraceState([("vendor", "v1")]),
+        )
+        server = _start(tracer, "POST", SpanKind.SERVER, {"http.request.method": "POST"},
+                        context=trace_api.set_span_in_context(trace_api.NonRecordingSpan(remote)))
+        inside = trace_api.set_span_in_context(server)
+        for name in ("SET", "DROP ME"):
+            child = _start(tracer, name, context=inside)
+            states.append((child.get_span_context().trace_state, child.get_span_context().trace_flags, child.is_recording()))
+            child.end()
+        server.end()
+
+    sdk, lean = _both(story, sampler=sampler)
+    assert lean == sdk
+    assert states[2:] == states[:2]  # the SDK's children, then the lean ones
+    assert states[0][0] == trace_api.TraceState([("vendor", "v1")])
+
+
+def test_a_batch_processor_alone_gets_the_span_and_one_added_later_too() -> None:
+    """With the SDK's BatchSpanProcessor as the provider's only processor, a lean span goes
+    straight into its queue; a processor added afterwards sees every later span, and a span
+    recorded but not sampled is exported by neither tracer."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import StaticSampler
+
+    provider = TracerProvider(resource=Resource({"service.name": "spans-test"}))
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer = LeanTracer(provider.get_tracer("t"))
+    _start(tracer, "SET").end()
+    provider.force_flush()
+    assert [s.name for s in exporter.get_finished_spans()] == ["SET"]
+
+    recorder = _Recorder()
+    provider.add_span_processor(recorder)
+    _start(tracer, "GET").end()
+    provider.force_flush()
+    assert [s.name for s in exporter.get_finished_spans()] == ["SET", "GET"]
+    assert [s.name for s in recorder.ended] == ["GET"]
+
+    record_only = TracerProvider(sampler=StaticSampler(Decision.RECORD_ONLY))
+    unsampled = InMemorySpanExporter()
+    record_only.add_span_processor(BatchSpanProcessor(unsampled))
+    span = _start(LeanTracer(record_only.get_tracer("t")), "SET")
+    assert span.is_recording() and not span.get_span_context().trace_flags.sampled
+    span.end()
+    record_only.force_flush()
+    assert unsampled.get_finished_spans() == ()
+    provider.shutdown()
+    record_only.shutdown()
