@@ -30,7 +30,7 @@ from opentelemetry.sdk._logs.export import (
     SimpleLogRecordProcessor,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.trace import get_current_span
+from opentelemetry.trace import TraceFlags, get_current_span
 
 from kyo_otel.audit import AUDIT_ATTRIBUTE
 from kyo_otel.config import Settings
@@ -65,7 +65,50 @@ def _enqueue(queue: Any, record: LogRecord, resource: Any, scope: Any) -> None:
     """Put a record (attributes cleaned) straight into kyo's batch queue, built once."""
     if record.context is not _RECORD_CONTEXT:
         record.context = _NO_CONTEXT  # the queue keeps the record's ids, not the request's context
-    queue.emit(ReadableLogRecord(log_record=record, resource=resource, instrumentation_scope=scope))
+    queue.emit(_readable(record, resource, scope))
+
+
+def _readable(record: LogRecord, resource: Any, scope: Any) -> ReadableLogRecord:
+    return ReadableLogRecord(log_record=record, resource=resource, instrumentation_scope=scope)
+
+
+def _api_record(fields: dict[str, Any]) -> LogRecord:
+    return LogRecord(**fields)
+
+
+def _filled(cls: type, fields: dict[str, Any]) -> Any:
+    """An instance of ``cls`` holding ``fields`` as its attributes, without running ``__init__``
+    (whose work, for the records the handler builds, is only these assignments)."""
+    instance = cls.__new__(cls)
+    object.__setattr__(instance, "__dict__", fields)
+    return instance
+
+
+def _lean_readable(record: LogRecord, resource: Any, scope: Any) -> ReadableLogRecord:
+    return _filled(ReadableLogRecord, {"log_record": record, "resource": resource, "instrumentation_scope": scope, "limits": None})
+
+
+def _lean_api_record(fields: dict[str, Any]) -> LogRecord:
+    fields["exception"] = None
+    return _filled(LogRecord, fields)  # type: ignore[no-any-return]
+
+
+def _use_lean_records() -> None:
+    """Build the handler's records without their constructors when, on this SDK, that gives the
+    same objects (checked once: same class, same attributes); otherwise keep the constructors."""
+    global _readable, _api_record  # noqa: PLW0603
+    fields = {"timestamp": 1, "observed_timestamp": 2, "context": _RECORD_CONTEXT, "trace_id": 3, "span_id": 4,
+              "trace_flags": TraceFlags(1), "severity_text": "INFO", "severity_number": SeverityNumber.INFO,
+              "body": "probe", "attributes": {"k": "v"}, "event_name": None}
+    try:
+        built, lean = LogRecord(**fields), _lean_api_record(dict(fields))
+        readable = ReadableLogRecord(log_record=built, resource=Resource({}), instrumentation_scope=None)
+        lean_readable = _lean_readable(built, readable.resource, None)
+        same = vars(built) == vars(lean) and vars(readable) == vars(lean_readable) and readable == lean_readable
+    except Exception:
+        same = False
+    if same:
+        _readable, _api_record = _lean_readable, _lean_api_record
 
 
 def emit(provider: LoggerProvider, logger_name: str, record: LogRecord) -> None:
@@ -116,6 +159,18 @@ class KyoLoggingHandler(LoggingHandler):
                 self._loggers[name] = logger
         return logger
 
+    def handle(self, record: logging.LogRecord) -> Any:
+        """As ``Handler.handle`` without its lock on kyo's direct path: ``emit`` only appends to
+        the batch queue, which is thread-safe, so records need not wait for one another."""
+        if self._direct is None:
+            return super().handle(record)
+        passed = self.filter(record)
+        if isinstance(passed, logging.LogRecord):  # Python 3.12+: a filter may return a replacement
+            record = passed
+        if passed:
+            self.emit(record)
+        return passed
+
     def emit(self, record: logging.LogRecord) -> None:
         direct = self._direct
         if direct is None:
@@ -129,22 +184,22 @@ class KyoLoggingHandler(LoggingHandler):
             span_context = get_current_span().get_span_context()
             attributes, event_name = self._get_attributes(record, span_context)
             _clean(attributes)
-            api_record = LogRecord(
-                timestamp=int(record.created * 1e9),
-                observed_timestamp=time.time_ns(),
+            api_record = _api_record({
+                "timestamp": int(record.created * 1e9),
+                "observed_timestamp": time.time_ns(),
                 # The ids read once; the record keeps them, not the request's context (the
                 # non-empty context stops LogRecord from looking the current one up again).
-                context=_RECORD_CONTEXT,
-                trace_id=span_context.trace_id,
-                span_id=span_context.span_id,
-                trace_flags=span_context.trace_flags,
-                severity_text=SEVERITY_TEXT.get(record.levelname, record.levelname),
-                severity_number=_severity(record.levelno),
-                body=self.format(record) if self.formatter else record.getMessage(),
-                attributes=attributes,
-                event_name=event_name,
-            )
-            _enqueue(direct, api_record, logger.resource, logger.instrumentation_scope)
+                "context": _RECORD_CONTEXT,
+                "trace_id": span_context.trace_id,
+                "span_id": span_context.span_id,
+                "trace_flags": span_context.trace_flags,
+                "severity_text": SEVERITY_TEXT.get(record.levelname, record.levelname),
+                "severity_number": _severity(record.levelno),
+                "body": self.format(record) if self.formatter else record.getMessage(),
+                "attributes": attributes,
+                "event_name": event_name,
+            })
+            direct.emit(_readable(api_record, logger.resource, logger.instrumentation_scope))
         finally:
             self._is_emitting.reset(token)
 
@@ -201,3 +256,6 @@ def detach_handlers() -> None:
     root = logging.getLogger()
     for handler in kyo_handlers(root):
         root.removeHandler(handler)
+
+
+_use_lean_records()

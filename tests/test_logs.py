@@ -250,11 +250,26 @@ def test_the_batch_path_builds_the_record_the_sdk_path_builds():
 
     fast, sdk = exported
     assert len(fast) == len(sdk) == len(records)
+    assert [vars(r.log_record).keys() for r in fast] == [vars(r.log_record).keys() for r in sdk]
     assert [fields(r) for r in fast] == [fields(r) for r in sdk]
     first = dict(fast[0].log_record.attributes)
     assert first["order.tags"] == ("a", "b") and first["obj"] == "opaque" and first["kyo.request.id"] == "req-1"
     assert fast[2].log_record.attributes["exception.type"] == "KeyError"
     assert all(r.log_record.trace_id for r in fast)
+
+
+def test_filters_on_the_handler_apply_on_the_batch_path():
+    """The batch path skips the handler's lock, not its filters."""
+    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
+    exporter = _Collecting()
+    provider = build_logger_provider(settings, Resource.create({"service.name": "filters"}), exporter)
+    handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue)
+    handler.addFilter(lambda record: record.name != "kyo_test.noisy")
+    for name in ("kyo_test.noisy", "kyo_test.kept"):
+        handler.handle(logging.getLogger(name).makeRecord(name, logging.INFO, __file__, 1, "hello", (), None))
+    provider.force_flush()
+    assert [r.log_record.body for r in exporter.records] == ["hello"]
+    provider.shutdown()
 
 
 def test_records_of_a_forked_child_carry_the_childs_instance_id():
