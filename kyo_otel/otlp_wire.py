@@ -302,6 +302,28 @@ class LogEncoder(_WireEncoder):
 
     signal = "logs"
 
+    def __init__(self, scrubber: Scrubber | None = None) -> None:
+        super().__init__(scrubber)
+        self._bodies: dict[str, bytes] = {}
+
+    def _body(self, body: Any) -> bytes:
+        """The body field, scrubbed. A short text body is cached: most are a fixed message."""
+        cacheable = type(body) is str and len(body) <= _CACHEABLE_LENGTH and self._memoize
+        if cacheable:
+            cached = self._bodies.get(body)
+            if cached is not None:
+                return cached
+        value = body if self.scrubber is None else self.scrubber.scrub_value(None, body)
+        encoded = _any_value(value)
+        if encoded is None:
+            encoded = _encode_value(value).SerializeToString()
+        field = _field(b"\x2a", encoded)
+        if cacheable:
+            if len(self._bodies) >= _CACHE_LIMIT:
+                self._bodies.clear()
+            self._bodies[body] = field
+        return field
+
     def _log(self, readable: Any) -> bytes:
         record = readable.log_record
         parts = []
@@ -312,11 +334,7 @@ class LogEncoder(_WireEncoder):
             parts.append(b"\x10" + _varint(severity))
         if record.severity_text:
             parts.append(_field(b"\x1a", record.severity_text.encode("utf-8")))
-        value = record.body if self.scrubber is None else self.scrubber.scrub_value(None, record.body)
-        body = _any_value(value)
-        if body is None:
-            body = _encode_value(value).SerializeToString()
-        parts.append(_field(b"\x2a", body))
+        parts.append(self._body(record.body))
         attributes = record.attributes
         if attributes:
             parts.extend(self._attribute_fields(b"\x32", attributes))
