@@ -61,18 +61,11 @@ def _clean(attributes: dict[str, Any]) -> None:
             attributes[key] = _clean_attribute_value(value, None)
 
 
-def _enqueue(queue: Any, record: LogRecord, resource: Any, scope: Any) -> None:
-    """Put a record (attributes cleaned) straight into kyo's batch queue, built once."""
-    if record.context is not _RECORD_CONTEXT:
-        record.context = _NO_CONTEXT  # the queue keeps the record's ids, not the request's context
-    queue.emit(_readable(record, resource, scope))
-
-
-def _readable(record: LogRecord, resource: Any, scope: Any) -> ReadableLogRecord:
+def _sdk_readable(record: LogRecord, resource: Any, scope: Any) -> ReadableLogRecord:
     return ReadableLogRecord(log_record=record, resource=resource, instrumentation_scope=scope)
 
 
-def _api_record(fields: dict[str, Any]) -> LogRecord:
+def _sdk_api_record(fields: dict[str, Any]) -> LogRecord:
     return LogRecord(**fields)
 
 
@@ -93,10 +86,9 @@ def _lean_api_record(fields: dict[str, Any]) -> LogRecord:
     return _filled(LogRecord, fields)  # type: ignore[no-any-return]
 
 
-def _use_lean_records() -> None:
-    """Build the handler's records without their constructors when, on this SDK, that gives the
-    same objects (checked once: same class, same attributes); otherwise keep the constructors."""
-    global _readable, _api_record  # noqa: PLW0603
+def _lean_records_match() -> bool:
+    """Whether records built without their constructors are, on this SDK, the same objects the
+    constructors build (same class, same attributes)."""
     fields = {"timestamp": 1, "observed_timestamp": 2, "context": _RECORD_CONTEXT, "trace_id": 3, "span_id": 4,
               "trace_flags": TraceFlags(1), "severity_text": "INFO", "severity_number": SeverityNumber.INFO,
               "body": "probe", "attributes": {"k": "v"}, "event_name": None}
@@ -106,9 +98,12 @@ def _use_lean_records() -> None:
         lean_readable = _lean_readable(built, readable.resource, None)
         same = vars(built) == vars(lean) and vars(readable) == vars(lean_readable) and readable == lean_readable
     except Exception:
-        same = False
-    if same:
-        _readable, _api_record = _lean_readable, _lean_api_record
+        return False
+    return same
+
+
+# How the handler builds its records: without the constructors where that gives the same objects.
+_readable, _api_record = (_lean_readable, _lean_api_record) if _lean_records_match() else (_sdk_readable, _sdk_api_record)
 
 
 def emit(provider: LoggerProvider, logger_name: str, record: LogRecord) -> None:
@@ -123,7 +118,8 @@ def emit(provider: LoggerProvider, logger_name: str, record: LogRecord) -> None:
         attributes = dict(record.attributes)
         _clean(attributes)
         record.attributes = attributes
-    _enqueue(queue, record, logger.resource, logger.instrumentation_scope)
+    record.context = _NO_CONTEXT  # the queue keeps the record's ids, not the caller's context
+    queue.emit(_readable(record, logger.resource, logger.instrumentation_scope))
 
 
 class KyoLoggingHandler(LoggingHandler):
@@ -256,6 +252,3 @@ def detach_handlers() -> None:
     root = logging.getLogger()
     for handler in kyo_handlers(root):
         root.removeHandler(handler)
-
-
-_use_lean_records()

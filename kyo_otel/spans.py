@@ -216,11 +216,6 @@ class LeanTracer:
         self.tracer = tracer
         self.lean = False
         self._room = -1
-        self.queue: tuple[Any, Any] | None = None
-        """(the provider's processor tuple, its batch queue's ``emit``) while that tuple is one
-        ``BatchSpanProcessor``: ``LeanSpan.end`` then queues the span itself."""
-        self._follows_local_parent = False
-        self._span_context: Any = SpanContext
         try:
             self._adopt(tracer)
         except Exception:  # another SDK layout: every span comes from the SDK tracer
@@ -244,14 +239,17 @@ class LeanTracer:
             self._room = sys.maxsize
         self._enabled = tracer._is_enabled  # noqa: SLF001
         ids = tracer.id_generator
-        if type(ids) is RandomIdGenerator:  # never an invalid id: no need to check each
-            self._span_context = _valid_span_context
+        # The SDK's random generator never returns an invalid id: no need to check each.
+        self._span_context = _valid_span_context if type(ids) is RandomIdGenerator else SpanContext
         self._generate_trace_id = ids.generate_trace_id
         self._generate_span_id = ids.generate_span_id
         self._is_trace_id_random = ids.is_trace_id_random
         self._should_sample = self.sampler.should_sample
         self._on_start = self.span_processor.on_start
         self._follows_local_parent = _samples_children_of_sampled_local_parents(self.sampler)
+        self.queue: tuple[Any, Any] | None = None
+        """(the provider's processor tuple, its batch queue's ``emit``) while that tuple is one
+        ``BatchSpanProcessor``: ``LeanSpan.end`` then queues the span itself."""
         processor = self.span_processor
         if type(processor) is SynchronousMultiSpanProcessor:
             processors = processor._span_processors  # noqa: SLF001
