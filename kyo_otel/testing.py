@@ -86,9 +86,8 @@ class MetricPoint:
     def mean(self) -> float | None:
         return self.value / self.count if self.count else None
 
-    def _merged(self, other: MetricPoint, *, replace_value: bool) -> MetricPoint:
-        if replace_value:
-            return other
+    def _merged(self, other: MetricPoint) -> MetricPoint:
+        """This point and ``other`` added up (a delta on top of the total so far)."""
         lows = [v for v in (self.min, other.min) if v is not None]
         highs = [v for v in (self.max, other.max) if v is not None]
         return replace(
@@ -196,7 +195,7 @@ class CapturedTelemetry:
                 continue
             key = (metric.name, tuple(sorted(attributes.items())))
             old = self._points.get(key)
-            self._points[key] = new if old is None else old._merged(new, replace_value=cumulative)
+            self._points[key] = new if old is None or cumulative else old._merged(new)
 
     def metric_points(self, name: str, **attributes: Any) -> list[MetricPoint]:
         """Every series of ``name`` whose attributes include these values, after a collection.
@@ -215,7 +214,7 @@ class CapturedTelemetry:
         points = self.metric_points(name, **attributes)
         total = MetricPoint(name, dict(attributes), points[0].kind if points else "sum")
         for point in points:
-            total = total._merged(point, replace_value=False)
+            total = total._merged(point)
         return total
 
     # -- logs --------------------------------------------------------------------------------
