@@ -22,6 +22,7 @@ steps aside when the contrib one is installed after it, so a command never gets 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -93,11 +94,11 @@ def install(tracer_provider: TracerProvider | None = None) -> bool:
         _state.tracer = LeanTracer(
             trace_api.get_tracer(__name__, __version__, tracer_provider, schema_url=_get_schema_url_for_signal_types(list(_SIGNALS)))
         )
-        for cls, name, factory in _TARGETS:
+        for cls, name, wrap, describe in _TARGETS:
             if (cls, name) not in _originals:
                 original = cls.__dict__[name]
                 _originals[(cls, name)] = original
-                setattr(cls, name, factory(original))
+                setattr(cls, name, wrap(original, describe))
         return True
 
 
@@ -241,10 +242,7 @@ class _ClientSpan:
 
 
 def _marked(wrapper: Callable[..., Any], original: Callable[..., Any]) -> Callable[..., Any]:
-    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
-    wrapper.__name__ = original.__name__
-    wrapper.__qualname__ = original.__qualname__
-    wrapper.__doc__ = original.__doc__
+    functools.update_wrapper(wrapper, original)
     wrapper._kyo_otel = True  # type: ignore[attr-defined]
     return wrapper
 
@@ -269,29 +267,14 @@ def _traced_async(original: Callable[..., Any], describe: _Describe) -> Callable
     return _marked(traced, original)
 
 
-def _command(original: Callable[..., Any]) -> Callable[..., Any]:
-    return _traced(original, _command_span)
-
-
-def _pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
-    return _traced(original, _pipeline_span)
-
-
-def _async_command(original: Callable[..., Any]) -> Callable[..., Any]:
-    return _traced_async(original, _command_span)
-
-
-def _async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
-    return _traced_async(original, _pipeline_span)
-
-
-_TARGETS: tuple[tuple[type, str, Callable[[Any], Callable[..., Any]]], ...] = (
-    (redis.client.Redis, "execute_command", _command),
-    (redis.client.Pipeline, "execute", _pipeline),
-    (redis.client.Pipeline, "immediate_execute_command", _command),
-    (redis.cluster.RedisCluster, "execute_command", _command),
-    (redis.cluster.ClusterPipeline, "execute", _pipeline),
-    (redis.asyncio.client.Redis, "execute_command", _async_command),
-    (redis.asyncio.client.Pipeline, "execute", _async_pipeline),
-    (redis.asyncio.client.Pipeline, "immediate_execute_command", _async_command),
+_TARGETS: tuple[tuple[type, str, Callable[[Callable[..., Any], _Describe], Callable[..., Any]], _Describe], ...] = (
+    (redis.client.Redis, "execute_command", _traced, _command_span),
+    (redis.client.Pipeline, "execute", _traced, _pipeline_span),
+    (redis.client.Pipeline, "immediate_execute_command", _traced, _command_span),
+    (redis.cluster.RedisCluster, "execute_command", _traced, _command_span),
+    (redis.cluster.ClusterPipeline, "execute", _traced, _pipeline_span),
+    (redis.asyncio.client.Redis, "execute_command", _traced_async, _command_span),
+    (redis.asyncio.client.Pipeline, "execute", _traced_async, _pipeline_span),
+    (redis.asyncio.client.Pipeline, "immediate_execute_command", _traced_async, _command_span),
 )
+"""(class, method, wrapper factory, what the span says about the call)."""
