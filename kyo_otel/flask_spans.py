@@ -358,7 +358,8 @@ def instrument(
     server = SpanKind.SERVER
     internal = SpanKind.INTERNAL
     error = Status(StatusCode.ERROR)
-    request_headers, response_headers = HeaderCapture.from_environment()
+    # None when not configured: the request path then tests a name, not a __bool__ call.
+    request_headers, response_headers = (capture or None for capture in HeaderCapture.from_environment())
 
     def traced_wsgi_app(environ: Any, start_response: Callable[..., Any]) -> Any:
         if request_context is None:
@@ -387,7 +388,7 @@ def instrument(
             started = request_attributes(environ, method)
             if extra:
                 started.update(extra)
-            if request_headers and kind is server:
+            if request_headers is not None and kind is server:
                 started.update(request_headers.attributes(_request_headers(environ)))
             span = start_span("HTTP" if method == "_OTHER" else method, parent, kind, started)
             token = attach(set_span_in_context(span, parent))
@@ -433,7 +434,7 @@ def instrument(
                 if span.status.status_code is not StatusCode.ERROR:  # else it names the exception
                     span.set_status(error)
         _add_route(span, environ, method, attributes)
-        if response_headers and kind is server:
+        if response_headers is not None and kind is server:
             attributes.update(response_headers.attributes(headers))
         getattr(span, "set_trusted_attributes", span.set_attributes)(attributes)
 
