@@ -29,7 +29,6 @@ import redis
 from flask import Flask, abort
 from kyo_otel.testing import capture
 import kyo_otel
-from kyo_otel import flask_spans
 
 captured = capture(instrumentation=os.environ["INSTRUMENTATION"])
 client = redis.Redis.from_url(os.environ["REDIS_URL"])
