@@ -248,18 +248,16 @@ def _instrument_redis(settings: Settings, tracer_provider: TracerProvider) -> st
     values hold codes. Returns who makes them for this configuration ("kyo", "contrib"), or
     ``None`` when the contrib instrumentation was already active (a user's or
     ``opentelemetry-instrument``'s) and is left as it is."""
+    if settings.instrumentation != "contrib":
+        from kyo_otel import redis_spans
+
+        return "kyo" if redis_spans.install(tracer_provider) else None
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    from kyo_otel import redis_spans
-
-    instrumentor = RedisInstrumentor()
-    if settings.instrumentation == "contrib":
-        redis_spans.uninstall()
-        if instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
-        instrumentor.instrument(tracer_provider=tracer_provider)
-        return "contrib"
-    return "kyo" if redis_spans.install(tracer_provider) else None
+    _uninstrument_redis("kyo")
+    _uninstrument_redis("contrib")  # already instrumented (a user, an earlier configuration): redone with this provider
+    RedisInstrumentor().instrument(tracer_provider=tracer_provider)
+    return "contrib"
 
 
 def _uninstrument_redis(installed: str | None) -> None:
