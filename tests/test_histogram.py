@@ -29,15 +29,19 @@ FOLD_AT = 4096
 SERIES = [{catalog.ROUTE: f"/r{i}", catalog.METHOD: "GET", catalog.STATUS_CODE: 200} for i in range(4)]
 
 
+def _point_list(data: MetricsData | None, name: str) -> list:
+    return [
+        point
+        for resource_metrics in (data.resource_metrics if data else [])
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
+
+
 def _points(data: MetricsData | None, name: str) -> dict:
-    found = {}
-    for resource_metrics in data.resource_metrics if data else []:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                if metric.name == name:
-                    for point in metric.data.data_points:
-                        found[point.attributes[catalog.ROUTE]] = point
-    return found
+    return {point.attributes[catalog.ROUTE]: point for point in _point_list(data, name)}
 
 
 def _shape(point) -> tuple:
@@ -143,11 +147,14 @@ def test_values_recorded_while_collections_run_are_each_exported_once():
     done = threading.Event()
     totals = {"count": 0, "sum": 0.0}
 
+    def collect():
+        for point in _points(reader.get_metrics_data(), catalog.HTTP_SERVER_DURATION.name).values():
+            totals["count"] += point.count
+            totals["sum"] += point.sum
+
     def collect_until_done():
         while not done.is_set():
-            for point in _points(reader.get_metrics_data(), catalog.HTTP_SERVER_DURATION.name).values():
-                totals["count"] += point.count
-                totals["sum"] += point.sum
+            collect()
 
     def requests():
         for _ in range(5000):
@@ -162,9 +169,7 @@ def test_values_recorded_while_collections_run_are_each_exported_once():
         worker.join()
     done.set()
     collector.join()
-    for point in _points(reader.get_metrics_data(), catalog.HTTP_SERVER_DURATION.name).values():
-        totals["count"] += point.count
-        totals["sum"] += point.sum
+    collect()
     provider.shutdown()
     assert totals == {"count": 20_000, "sum": 10_000.0}  # 0.5 is exact in binary: no rounding
 
@@ -179,13 +184,7 @@ def test_requests_with_methods_outside_the_catalog_share_one_other_series():
         data = reader.get_metrics_data()
     finally:
         provider.shutdown()
-    points = [
-        point
-        for scope_metrics in data.resource_metrics[0].scope_metrics
-        for metric in scope_metrics.metrics
-        if metric.name == catalog.HTTP_SERVER_DURATION.name
-        for point in metric.data.data_points
-    ]
+    points = _point_list(data, catalog.HTTP_SERVER_DURATION.name)  # a list: a second point would show
     assert [(dict(p.attributes), p.count) for p in points] == [
         ({catalog.ROUTE: "/otp/send", catalog.METHOD: "_OTHER", catalog.STATUS_CODE: 405}, 2)
     ]
