@@ -509,17 +509,12 @@ OTLP_APP = """
 def test_nothing_sensitive_reaches_the_collector_over_otlp(redis_server):
     from google.protobuf import text_format
 
-    from kyo_otel.receiver import OtlpReceiver
-    from tests.support.subprocess_python import run_python
+    from tests.support.subprocess_python import exported_over_otlp
 
-    with OtlpReceiver() as receiver:
-        done = run_python(OTLP_APP, env={
-            "ENDPOINT": receiver.endpoint,
-            "REDIS_URL": redis_server.url,
-            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "authorization",
-        })
-        assert done.returncode == 0, done.stderr
-
+    receiver = exported_over_otlp(OTLP_APP, env={
+        "REDIS_URL": redis_server.url,
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "authorization",
+    })
     assert all(receiver.requests(signal) for signal in ("traces", "logs", "metrics"))
     text = "\n".join(text_format.MessageToString(r, as_utf8=True) for r in receiver.requests())
     for raw in ("+886912345678", "886912345678", "0912-345-678", "0912345678", "739184", "alice.chen",

@@ -33,12 +33,13 @@ def last_json_line(result: subprocess.CompletedProcess[str]) -> Any:
     raise AssertionError(f"no JSON line in stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
 
 
-def exported_over_otlp(code: str) -> Any:
-    """Run ``code`` (which configures kyo_otel with ``otlp_endpoint=os.environ["ENDPOINT"]``)
-    against a real OTLP receiver on 127.0.0.1; the receiver, holding what the process exported."""
+def exported_over_otlp(code: str, env: dict[str, str] | None = None) -> Any:
+    """Run ``code`` (which configures kyo_otel with ``otlp_endpoint=os.environ["ENDPOINT"]``),
+    with ``env`` added, against a real OTLP receiver on 127.0.0.1; the receiver, holding what the
+    process exported."""
     from kyo_otel.receiver import OtlpReceiver
 
     with OtlpReceiver() as receiver:
-        done = run_python(code, env={"ENDPOINT": receiver.endpoint})
+        done = run_python(code, env={**(env or {}), "ENDPOINT": receiver.endpoint})
         assert done.returncode == 0, done.stderr
     return receiver
