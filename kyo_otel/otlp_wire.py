@@ -95,7 +95,7 @@ class _WireEncoder:
     signal = ""
 
     def __init__(self, scrubber: Scrubber | None = None) -> None:
-        self._attributes: dict[tuple[str, type, Any], bytes] = {}
+        self._fields: dict[bytes, dict[tuple[str, type, Any], bytes]] = {}
         self.scrubber = scrubber
         # A scrubber with a callback is asked about every value, as the scrubbing exporters do.
         self._memoize = scrubber is None or scrubber.memoizable
@@ -106,15 +106,7 @@ class _WireEncoder:
     # -- pieces ------------------------------------------------------------------------
 
     def _key_value(self, key: str, value: Any) -> bytes:
-        """One framed KeyValue, ready to follow an attributes tag."""
-        # Scalars only: a sequence equals one of other element types ((1,) == (True,) == (1.0,)),
-        # whose encoding differs, and lists and mappings are not hashable.
-        kind = type(value)
-        cache_key = (key, kind, value) if kind in _CACHEABLE_TYPES and self._memoize else None
-        if cache_key is not None:
-            cached = self._attributes.get(cache_key)
-            if cached is not None:
-                return cached
+        """One framed KeyValue (scrubbed), ready to follow an attributes tag."""
         if self.scrubber is not None:
             try:
                 value = self.scrubber.scrub_value(key, value)
@@ -125,25 +117,40 @@ class _WireEncoder:
             encoded = _field(b"\x0a", key.encode("utf-8")) + _field(b"\x12", any_value)
         else:
             encoded = _encode_key_value(key, value).SerializeToString()
-        framed = _varint(len(encoded)) + encoded
-        if cache_key is not None and (kind is not str or len(cache_key[2]) <= _CACHEABLE_LENGTH):
-            if len(self._attributes) >= _CACHE_LIMIT:
-                self._attributes.clear()
-            self._attributes[cache_key] = framed
-        return framed
+        return _varint(len(encoded)) + encoded
 
     def _attribute_fields(self, tag: bytes, attributes: Any) -> list[bytes]:
-        out = []
+        """The attributes as ``tag``-ed KeyValue fields. A scalar value's field is cached (per tag):
+        a repeated attribute costs one lookup. Scalars only: a sequence equals one of other
+        element types ((1,) == (True,) == (1.0,)), whose encoding differs, and lists and mappings
+        are not hashable."""
         # A span's attributes are a read-only view of the SDK's BoundedAttributes, which iterates
         # through the Mapping protocol in Python; copy() of either is one dict copy in C.
         plain = attributes if type(attributes) is dict else attributes.copy() if hasattr(attributes, "copy") else attributes
+        cache = self._fields.get(tag)
+        if cache is None:
+            cache = self._fields[tag] = {}
+        memoize = self._memoize
+        out = []
         for key, value in plain.items():
+            kind = type(value)
+            cache_key = (key, kind, value) if memoize and kind in _CACHEABLE_TYPES else None
+            if cache_key is not None:
+                field = cache.get(cache_key)
+                if field is not None:
+                    out.append(field)
+                    continue
             try:
-                out.append(tag + self._key_value(key, value))
+                field = tag + self._key_value(key, value)
             except _ScrubFailed:
                 raise  # the whole record is dropped (see _batch)
             except Exception:  # the SDK encoder logs and skips such a value too
                 continue
+            if cache_key is not None and (kind is not str or len(value) <= _CACHEABLE_LENGTH):
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                cache[cache_key] = field
+            out.append(field)
         return out
 
     def _resource(self, resource: Any) -> bytes:

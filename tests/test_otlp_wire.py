@@ -48,6 +48,17 @@ def _assert_same(spans):
     assert _sent(encoder, spans) == expected
 
 
+def test_one_attribute_on_a_span_its_event_and_its_link_is_three_different_fields():
+    """Span, event and link attributes are different fields on the wire: an attribute cached
+    as one is not reused as another."""
+    def record(provider):
+        with provider.get_tracer("t").start_as_current_span("span", attributes={"db.system": "redis"}) as span:
+            span.add_event("retry", {"db.system": "redis"})
+            span.add_link(SpanContext(0x1234, 0x5678, is_remote=True), {"db.system": "redis"})
+
+    _assert_same(_spans(record))
+
+
 def test_a_request_trace_with_redis_children_events_links_and_errors():
     def record(provider):
         server = provider.get_tracer("opentelemetry.instrumentation.flask", "0.66b1", schema_url="https://opentelemetry.io/schemas/1.11.0")
