@@ -312,6 +312,7 @@ class LogEncoder(_WireEncoder):
     def __init__(self, scrubber: Scrubber | None = None) -> None:
         super().__init__(scrubber)
         self._bodies: dict[str, bytes] = {}
+        self._severities: dict[tuple[Any, str | None], bytes] = {}
 
     def _body(self, body: Any) -> bytes:
         """The body field, scrubbed. A short text body is cached: most are a fixed message."""
@@ -331,16 +332,24 @@ class LogEncoder(_WireEncoder):
             self._bodies[body] = field
         return field
 
+    def _severity(self, number: Any, text: str | None) -> bytes:
+        """The severity number and text fields, encoded once per pair (there are a handful)."""
+        key = (number, text)
+        fields = self._severities.get(key)
+        if fields is None:
+            value = getattr(number, "value", None)
+            fields = (b"\x10" + _varint(value) if value else b"") + (
+                _field(b"\x1a", text.encode("utf-8")) if text else b"")
+            if len(self._severities) < 256:
+                self._severities[key] = fields
+        return fields
+
     def _log(self, readable: Any) -> bytes:
         record = readable.log_record
         parts = []
         if record.timestamp:
             parts.append(b"\x09" + _FIXED64(record.timestamp))
-        severity = getattr(record.severity_number, "value", None)
-        if severity:
-            parts.append(b"\x10" + _varint(severity))
-        if record.severity_text:
-            parts.append(_field(b"\x1a", record.severity_text.encode("utf-8")))
+        parts.append(self._severity(record.severity_number, record.severity_text))
         parts.append(self._body(record.body))
         attributes = record.attributes
         if attributes:
