@@ -42,7 +42,9 @@ _DOUBLE = struct.Struct("<d").pack
 _KIND = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5}
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
-_KIND_FIELD = {kind: b"\x30" + bytes((value,)) for kind, value in _KIND.items()}
+_KIND_FIELD = {kind.value: b"\x30" + bytes((value,)) for kind, value in _KIND.items()}
+"""The kind field, by the API enum's value (``kind._value_``: a plain attribute, where the enum
+member's hash and ``.value`` are Python-level calls)."""
 _STATUS_FIELD = {code: b"\x7a\x02\x18" + bytes((code,)) if code else b"\x7a\x00" for code in (0, 1, 2)}
 _LOCAL_PARENT_FLAGS = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE)
 _REMOTE_PARENT_FLAGS = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMOTE)
@@ -231,8 +233,18 @@ class SpanEncoder(_WireEncoder):
         return encoded
 
     def _span(self, span: ReadableSpan) -> bytes:
-        context = span.get_span_context()
-        parent = span.parent
+        if type(span) is LeanSpan:
+            # kyo_otel's own spans, read field by field: the properties would copy the context,
+            # wrap the attributes and lists, and look up an enum's value, for every span.
+            context, parent, name, kind = span._context, span._parent, span._name, span._kind  # noqa: SLF001
+            start, end, status = span._start_time, span._end_time, span._status  # noqa: SLF001
+            attributes: Any = span._attributes  # noqa: SLF001
+            events: Any = span._events  # noqa: SLF001
+            links: Any = span._links  # noqa: SLF001
+        else:
+            context, parent, name, kind = span.get_span_context(), span.parent, span.name, span.kind
+            start, end, status = span.start_time, span.end_time, span.status
+            attributes, events, links = span.attributes, span.events, span.links
         head = b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big")
         parts = [head]
         if context.trace_state:
@@ -240,21 +252,12 @@ class SpanEncoder(_WireEncoder):
             parts.append(_field(b"\x1a", state.encode("utf-8")))
         if parent is not None:
             parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-        parts.append(self._name(span.name))
-        parts.append(_KIND_FIELD[span.kind])
-        start, end = span.start_time, span.end_time
+        parts.append(self._name(name))
+        parts.append(_KIND_FIELD[kind._value_])
         if start:
             parts.append(b"\x39" + _FIXED64(start))
         if end:
             parts.append(b"\x41" + _FIXED64(end))
-        if type(span) is LeanSpan:
-            # kyo_otel's own spans: a plain dict, and no event or link lists unless one was added
-            # (read directly: the properties would wrap and copy them for every span).
-            attributes: Any = span._attributes  # noqa: SLF001
-            events: Any = span._events  # noqa: SLF001
-            links: Any = span._links  # noqa: SLF001
-        else:
-            attributes, events, links = span.attributes, span.events, span.links
         if attributes:
             parts.extend(self._attribute_fields(b"\x4a", attributes))
         dropped = span.dropped_attributes
@@ -284,9 +287,8 @@ class SpanEncoder(_WireEncoder):
             parts.append(_field(b"\x6a", b"".join(body)))
         if links and span.dropped_links:
             parts.append(b"\x70" + _varint(span.dropped_links))
-        status = span.status
         if status is not None:
-            code = status.status_code.value
+            code = status.status_code._value_
             if status.description:
                 body_parts = [_field(b"\x12", self._text(status.description).encode("utf-8"))]
                 if code:
