@@ -18,6 +18,7 @@ from typing import Any
 from opentelemetry import trace
 
 from kyo_otel.catalog import TENANT
+from kyo_otel.runtime_context import current_span, span_context_fields
 
 REQUEST_ID = "kyo.request.id"
 """Log-record (and server span) attribute holding the request id."""
@@ -125,9 +126,10 @@ def add_correlation(attributes: MutableMapping[str, Any], span_context: trace.Sp
     (given with ``extra=``) are kept.
     """
     if span_context is None:
-        span_context = trace.get_current_span().get_span_context()
-    if span_context.is_valid and XRAY_TRACE_ID not in attributes:
-        attributes[XRAY_TRACE_ID] = xray_trace_id(span_context.trace_id)
+        span_context = current_span().get_span_context()
+    trace_id, _, _, _, _, valid = span_context_fields(span_context)
+    if valid and XRAY_TRACE_ID not in attributes:
+        attributes[XRAY_TRACE_ID] = xray_trace_id(trace_id)
     rid = _request_id.get()
     if rid is not None and REQUEST_ID not in attributes:
         attributes[REQUEST_ID] = rid

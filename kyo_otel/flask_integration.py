@@ -75,7 +75,7 @@ def _install_request_hooks(
     ``request`` lookup costs the request a few microseconds.
     """
     from flask import request
-    from opentelemetry.trace import get_current_span
+    from kyo_otel.runtime_context import current_span
 
     excluded_set = frozenset(excluded)
     request_id_header = context.REQUEST_ID_HEADER
@@ -87,7 +87,7 @@ def _install_request_hooks(
         def _kyo_begin() -> None:
             environ = request.environ
             attributes, environ[_CONTEXT] = begin(environ)
-            span = get_current_span()
+            span = current_span()
             if span.is_recording():
                 span.set_attributes(attributes)
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from opentelemetry import context as context_api
 from opentelemetry import propagate
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode, get_current_span, set_span_in_context
+from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
@@ -36,6 +36,7 @@ from opentelemetry.util.http import (
 )
 
 from kyo_otel.catalog import HTTP_METHODS
+from kyo_otel.runtime_context import attach, current_context, current_span, detach, with_span
 from kyo_otel.spans import LeanTracer, record_error
 from kyo_otel.version import __version__
 
@@ -296,7 +297,7 @@ def _record_exception(sender: Any, exception: BaseException, **_: Any) -> None:
     the requests that succeed."""
     from flask import request
 
-    span = get_current_span()
+    span = current_span()
     if span.is_recording():
         record_error(span, exception)
         # Named now: an exception Flask propagates leaves no response, and the request is gone
@@ -353,8 +354,6 @@ def instrument(
     wsgi_app = app.wsgi_app
     excluded = frozenset(excluded_paths)
     extract = _Extractor()
-    attach = context_api.attach
-    detach = context_api.detach
     server = SpanKind.SERVER
     internal = SpanKind.INTERNAL
     error = Status(StatusCode.ERROR)
@@ -379,11 +378,11 @@ def instrument(
             return wsgi_app(environ, start_response)
         try:
             method = _method(environ)
-            if get_current_span() is INVALID_SPAN:
+            if current_span() is INVALID_SPAN:
                 parent = extract(environ)
                 kind = server
             else:  # inside another instrumented layer (a WSGI middleware's span): a child of it
-                parent = context_api.get_current()
+                parent = current_context()
                 kind = internal
             started = request_attributes(environ, method)
             if extra:
@@ -391,7 +390,7 @@ def instrument(
             if request_headers is not None and kind is server:
                 started.update(request_headers.attributes(_request_headers(environ)))
             span = start_span("HTTP" if method == "_OTHER" else method, parent, kind, started)
-            token = attach(set_span_in_context(span, parent))
+            token = attach(with_span(span, parent))
         except Exception:  # a telemetry failure costs the request its span, never the request
             _logger.debug("kyo_otel: no server span for this request", exc_info=True)
             return wsgi_app(environ, start_response)

@@ -22,6 +22,11 @@ from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.log_utils import std_to_otel
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+try:  # the record's own attributes, which the OpenTelemetry handler leaves out
+    from opentelemetry.instrumentation.logging.handler import _RESERVED_ATTRS
+except ImportError:  # another layout: its _get_attributes picks them
+    _RESERVED_ATTRS = None
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -30,13 +35,16 @@ from opentelemetry.sdk._logs.export import (
     SimpleLogRecordProcessor,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.trace import TraceFlags, get_current_span
+from opentelemetry.trace import TraceFlags
 
 from kyo_otel.audit import AUDIT_ATTRIBUTE
 from kyo_otel.config import Settings
 from kyo_otel.context import add_correlation
+from kyo_otel.runtime_context import current_span, span_context_fields
 
 _PRIMITIVE = (str, bool, int, float)
+_PRIMITIVE_TYPES = frozenset(_PRIMITIVE)
+_EVENT_NAME_KEYS = frozenset({"otel.event.name", "event.name"})  # the OpenTelemetry handler's, popped by it
 SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}  # OpenTelemetry's names for two levels
 _NO_CONTEXT = Context()
 _RECORD_CONTEXT = Context({"kyo_otel.log_record": True})
@@ -56,6 +64,8 @@ def _severity(levelno: int) -> SeverityNumber:
 
 def _clean(attributes: dict[str, Any]) -> None:
     """Make attribute values exportable in place, as the SDK's bounded attributes would."""
+    if _PRIMITIVE_TYPES.issuperset(map(type, attributes.values())):
+        return  # the usual case, told without a Python loop
     for key, value in attributes.items():
         if type(value) not in _PRIMITIVE:
             attributes[key] = _clean_attribute_value(value, None)
@@ -176,8 +186,9 @@ class KyoLoggingHandler(LoggingHandler):
             return  # a record logged while emitting one (the SDK's own warnings): dropped, no recursion
         token = self._is_emitting.set(True)
         try:
-            logger = self._logger(record.name)
-            span_context = get_current_span().get_span_context()
+            logger = self._loggers.get(record.name) or self._logger(record.name)
+            span_context = current_span().get_span_context()
+            trace_id, span_id, _, trace_flags, _, _ = span_context_fields(span_context)
             attributes, event_name = self._get_attributes(record, span_context)
             _clean(attributes)
             api_record = _api_record({
@@ -186,9 +197,9 @@ class KyoLoggingHandler(LoggingHandler):
                 # The ids read once; the record keeps them, not the request's context (the
                 # non-empty context stops LogRecord from looking the current one up again).
                 "context": _RECORD_CONTEXT,
-                "trace_id": span_context.trace_id,
-                "span_id": span_context.span_id,
-                "trace_flags": span_context.trace_flags,
+                "trace_id": trace_id,
+                "span_id": span_id,
+                "trace_flags": trace_flags,
                 "severity_text": SEVERITY_TEXT.get(record.levelname, record.levelname),
                 "severity_number": _severity(record.levelno),
                 "body": self.format(record) if self.formatter else record.getMessage(),
@@ -200,7 +211,22 @@ class KyoLoggingHandler(LoggingHandler):
             self._is_emitting.reset(token)
 
     def _get_attributes(self, record: logging.LogRecord, span_context: Any = None) -> tuple[dict[str, Any], str | None]:
-        attributes, event_name = super()._get_attributes(record)
+        """The OpenTelemetry handler's attributes (the fields given with ``extra=``, the
+        exception's) and the request's correlation fields."""
+        fields = record.__dict__
+        extra = None
+        if _RESERVED_ATTRS is not None and not record.exc_info and not self._log_code_attributes:
+            extra = fields.keys() - _RESERVED_ATTRS
+        if extra is None or not extra.isdisjoint(_EVENT_NAME_KEYS):
+            attributes, event_name = super()._get_attributes(record)
+        else:
+            # The same dict in the same order. The fields logging adds for extra= come after the
+            # record's two dozen own ones, followed at most by the two a formatter adds (message,
+            # asctime): taken from the end, not found by walking them all.
+            names = [name for name in list(fields)[-len(extra) - 2:] if name in extra] if extra else []
+            if len(names) != len(extra):
+                names = [name for name in fields if name in extra]
+            attributes, event_name = {name: fields[name] for name in names}, None
         attributes.pop(AUDIT_ATTRIBUTE, None)
         add_correlation(attributes, span_context)
         return attributes, event_name

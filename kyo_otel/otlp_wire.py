@@ -31,6 +31,7 @@ from opentelemetry.exporter.otlp.proto.common._internal import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
+from kyo_otel.runtime_context import span_context_fields
 from kyo_otel.scrub import Scrubber, _FailClosed
 from kyo_otel.spans import LeanSpan
 
@@ -245,13 +246,15 @@ class SpanEncoder(_WireEncoder):
             context, parent, name, kind = span.get_span_context(), span.parent, span.name, span.kind
             start, end, status = span.start_time, span.end_time, span.status
             attributes, events, links = span.attributes, span.events, span.links
-        head = b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big")
-        parts = [head]
-        if context.trace_state:
-            state = ",".join(f"{k}={v}" for k, v in context.trace_state.items())
+        trace_id, span_id, _, _, trace_state, _ = span_context_fields(context)
+        parts = [b"\x0a\x10" + trace_id.to_bytes(16, "big") + b"\x12\x08" + span_id.to_bytes(8, "big")]
+        if trace_state:
+            state = ",".join(f"{k}={v}" for k, v in trace_state.items())
             parts.append(_field(b"\x1a", state.encode("utf-8")))
+        parent_is_remote = False
         if parent is not None:
-            parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+            _, parent_span_id, parent_is_remote, _, _, _ = span_context_fields(parent)
+            parts.append(b"\x22\x08" + parent_span_id.to_bytes(8, "big"))
         parts.append(self._name(name))
         parts.append(_KIND_FIELD[kind._value_])
         if start:
@@ -296,7 +299,7 @@ class SpanEncoder(_WireEncoder):
                 parts.append(_field(b"\x7a", b"".join(body_parts)))
             else:
                 parts.append(_STATUS_FIELD[code])
-        parts.append(_REMOTE_PARENT_FLAGS if parent is not None and parent.is_remote else _LOCAL_PARENT_FLAGS)
+        parts.append(_REMOTE_PARENT_FLAGS if parent_is_remote else _LOCAL_PARENT_FLAGS)
         return _field(b"\x12", b"".join(parts))  # ScopeSpans.spans
 
     # -- the request -------------------------------------------------------------------

@@ -32,7 +32,6 @@ import redis
 import redis.asyncio.client
 import redis.client
 import redis.cluster
-from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.instrumentation._semconv import (
     _get_schema_url_for_signal_types,
@@ -46,11 +45,11 @@ from opentelemetry.instrumentation._semconv import (
     _set_net_transport,
 )
 from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.semconv.attributes.network_attributes import NetworkTransportValues
 from opentelemetry.semconv.trace import DbSystemValues, NetTransportValues
 from opentelemetry.trace import SpanKind, TracerProvider
 
+from kyo_otel.runtime_context import attach, detach, instrumentation_enabled, with_span
 from kyo_otel.spans import LeanTracer, record_error
 from kyo_otel.version import __version__
 
@@ -89,6 +88,8 @@ def install(tracer_provider: TracerProvider | None = None) -> bool:
         statement: dict[str, Any] = {}
         _set_db_statement(statement, "", modes[_OpenTelemetryStabilitySignalType.DATABASE])
         _state.statement_keys = tuple(statement)
+        _commands.clear()  # the statement keys may have changed with the semconv modes
+        _pipelines.clear()
         _state.modes = modes
         _state.generation += 1
         _state.tracer = LeanTracer(
@@ -154,16 +155,41 @@ def _sanitized(args: tuple[Any, ...]) -> str:
     return statement
 
 
+_Description = tuple[str, dict[str, Any]]
+_commands: dict[tuple[Any, ...], _Description] = {}
+_pipelines: dict[tuple[Any, ...], _Description] = {}
+"""(command name, argument count) per command -> the span's name and statement attributes, for
+single commands and for pipelines. A service runs a handful of command shapes, and the name
+and statement depend on nothing else."""
+_DESCRIBED_LIMIT = 1024
+
+
+def _remember(described: dict[tuple[Any, ...], _Description], key: tuple[Any, ...], name: str, attributes: dict[str, Any]) -> None:
+    """Keep a description when every command name is text (an int name would equal a bool one
+    in the key, and their names differ)."""
+    if all(type(command) is str or type(command) is bytes for command, _ in key):
+        if len(described) >= _DESCRIBED_LIMIT:
+            described.clear()
+        described[key] = (name, attributes)
+
+
 def _command_span(instance: Any, args: tuple[Any, ...]) -> tuple[str, dict[str, Any]]:
-    command = args[0] if args else None
-    if command:
-        name = _SEARCH_NAMES.get(command, command) if isinstance(command, str) else str(command)
-    else:
-        database = instance.connection_pool.connection_kwargs.get("db")
-        name = str(0 if database is None else database)
-    statement = _sanitized(args)
-    attributes = {key: statement for key in _state.statement_keys}
-    attributes["db.redis.args_length"] = len(args)
+    key = ((args[0], len(args)),) if args else None
+    described = _commands.get(key) if key is not None else None
+    if described is None:
+        command = args[0] if args else None
+        if command:
+            name = _SEARCH_NAMES.get(command, command) if isinstance(command, str) else str(command)
+        else:
+            database = instance.connection_pool.connection_kwargs.get("db")
+            name = str(0 if database is None else database)
+        attributes = dict.fromkeys(_state.statement_keys, _sanitized(args))
+        attributes["db.redis.args_length"] = len(args)
+        described = (name, attributes)
+        if key is not None and command:
+            _remember(_commands, key, name, attributes)
+    name, statement = described
+    attributes = statement.copy()
     attributes.update(_connection_attributes(instance))
     return name, attributes
 
@@ -181,14 +207,25 @@ def _pipeline_span(instance: Any, _: Any) -> tuple[str, dict[str, Any]]:
     """``execute``'s own arguments (``raise_on_error``) say nothing: the queued commands do."""
     try:
         queued = [command.args if hasattr(command, "args") else command[0] for command in _queued(instance)]
-        statement = "\n".join([_sanitized(args) for args in queued])
-        name = " ".join([str(args[0]) for args in queued])
-    except (AttributeError, IndexError, TypeError, ValueError):
-        queued, statement, name = [], "", ""
-    attributes = {key: statement for key in _state.statement_keys}
-    attributes["db.redis.pipeline_length"] = len(queued)
+        key = tuple([(args[0], len(args)) for args in queued])
+    except (AttributeError, IndexError, TypeError, ValueError, KeyError):
+        queued, key = [], None
+    described = _pipelines.get(key) if key else None
+    if described is None:
+        try:
+            statement = "\n".join([_sanitized(args) for args in queued])
+            name = " ".join([str(args[0]) for args in queued])
+        except (AttributeError, IndexError, TypeError, ValueError):
+            queued, key, statement, name = [], None, "", ""
+        attributes = dict.fromkeys(_state.statement_keys, statement)
+        attributes["db.redis.pipeline_length"] = len(queued)
+        described = (name or "redis", attributes)
+        if key:
+            _remember(_pipelines, key, *described)
+    name, statement_attributes = described
+    attributes = statement_attributes.copy()
     attributes.update(_connection_attributes(instance))
-    return name or "redis", attributes
+    return name, attributes
 
 
 _Describe = Callable[[Any, Any], tuple[str, dict[str, Any]]]
@@ -199,12 +236,12 @@ def _begin(describe: _Describe, instance: Any, args: Any) -> tuple[Any, object] 
     instruments redis, under ``suppress_instrumentation()``, or if describing the call failed:
     a telemetry failure never reaches the command."""
     tracer = _state.tracer  # read once: uninstall() may run on another thread
-    if tracer is None or _contrib._is_instrumented_by_opentelemetry or not is_instrumentation_enabled():
+    if tracer is None or _contrib._is_instrumented_by_opentelemetry or not instrumentation_enabled():
         return None
     try:
         name, attributes = describe(instance, args)
         span = tracer.start_span(name, None, _CLIENT, attributes)
-        return span, context_api.attach(trace_api.set_span_in_context(span))
+        return span, attach(with_span(span))
     except Exception:
         _logger.debug("kyo_otel: no span for this Redis call", exc_info=True)
         return None
@@ -234,7 +271,7 @@ class _ClientSpan:
         span, token = self._started
         if isinstance(error, Exception) and not isinstance(error, _NOT_ERRORS) and span.is_recording():
             record_error(span, error)
-        context_api.detach(token)
+        detach(token)
         span.end()
 
 

@@ -46,21 +46,19 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
-    get_current_span,
 )
+
+from kyo_otel.runtime_context import current_span, span_context_fields
 
 _logger = logging.getLogger(__name__)
 
 _UNSET = Status(StatusCode.UNSET)
 _DEFAULT_TRACE_STATE = trace_api.DEFAULT_TRACE_STATE
 _NONE: tuple[()] = ()
-_FLAGS = {
-    (sampled, random): TraceFlags(
-        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT) | (TraceFlags.RANDOM_TRACE_ID if random else 0)
-    )
-    for sampled in (False, True)
-    for random in (False, True)
-}
+_SAMPLED = int(TraceFlags.SAMPLED)
+_RANDOM = int(TraceFlags.RANDOM_TRACE_ID)
+_TRACE_FLAGS = {bits: TraceFlags(bits) for bits in range(4)}
+"""TraceFlags by their sampled (1) and random trace id (2) bits."""
 
 
 def record_error(span: trace_api.Span, error: BaseException) -> None:
@@ -73,6 +71,18 @@ def record_error(span: trace_api.Span, error: BaseException) -> None:
 class LeanSpan(sdk_trace.Span):
     """An SDK span built without the SDK's per-span validation and bookkeeping (see module)."""
 
+    # Fields every lean span starts with, read from the class until set on the span.
+    _start_time: int | None = None
+    _end_time: int | None = None
+    _events = _NONE  # type: ignore[assignment]
+    _links = _NONE  # type: ignore[assignment]
+    _status = _UNSET
+    _trace_config = None
+    _record_exception = True
+    _set_status_on_exception = True
+    _record_end_metrics = None
+    _dropped_attributes = 0
+
     def __init__(  # noqa: PLR0913 - one assignment per field, no work
         self,
         tracer: LeanTracer,
@@ -81,6 +91,7 @@ class LeanSpan(sdk_trace.Span):
         parent: SpanContext | None,
         kind: SpanKind,
         attributes: dict[str, Any],
+        queue: tuple[Any, Any] | None,
     ) -> None:
         # ReadableSpan's fields
         self._name = name
@@ -89,24 +100,15 @@ class LeanSpan(sdk_trace.Span):
         self._instrumentation_info = tracer.instrumentation_info
         self._instrumentation_scope = tracer.instrumentation_scope
         self._parent = parent
-        self._start_time: int | None = None
-        self._end_time: int | None = None
         self._attributes = attributes  # type: ignore[assignment]
-        self._events = _NONE  # type: ignore[assignment]
-        self._links = _NONE  # type: ignore[assignment]
         self._resource = tracer.tracer.resource  # read per span: after_fork() gives it a new identity
-        self._status = _UNSET
         # Span's fields
         self._sampler = tracer.sampler
-        self._trace_config = None
-        self._record_exception = True
-        self._set_status_on_exception = True
         self._span_processor = tracer.span_processor
         self._limits = tracer.limits
         self._lock = threading.Lock()
-        self._record_end_metrics = None
-        self._dropped_attributes = 0
-        self._tracer_queue = tracer.queue
+        self._tracer_queue = queue
+        """The tracer's ``queue`` when this span is sampled: ``end()`` may queue it directly."""
 
     # -- attributes: a plain dict; what application code sets is validated as the SDK does ----
 
@@ -180,9 +182,8 @@ class LeanSpan(sdk_trace.Span):
         queue = self._tracer_queue
         if queue is not None and queue[0] is processor._span_processors:  # noqa: SLF001
             # The provider's only processor is the SDK's BatchSpanProcessor, whose _on_ending
-            # does nothing and whose on_end queues sampled spans: queued here directly.
-            if self._context.trace_flags.sampled:
-                queue[1](self)
+            # does nothing and whose on_end queues sampled spans (this one is): queued directly.
+            queue[1](self)
             return
         processor._on_ending(self)  # noqa: SLF001 - the SDK's own hook, called as Span.end does
         processor.on_end(self)
@@ -216,6 +217,7 @@ class LeanTracer:
         self.tracer = tracer
         self.lean = False
         self._room = -1
+        self._config_holder: Any = None
         try:
             self._adopt(tracer)
         except Exception:  # another SDK layout: every span comes from the SDK tracer
@@ -238,6 +240,9 @@ class LeanTracer:
         if self._room is None:
             self._room = sys.maxsize
         self._enabled = tracer._is_enabled  # noqa: SLF001
+        # Tracer._is_enabled reads its config's flag (which a configurator may change at any
+        # time): read here without the call.
+        self._config_holder = tracer if type(tracer)._is_enabled is sdk_trace.Tracer._is_enabled else None
         ids = tracer.id_generator
         # The SDK's random generator never returns an invalid id: no need to check each.
         self._span_context = _valid_span_context if type(ids) is RandomIdGenerator else SpanContext
@@ -256,7 +261,7 @@ class LeanTracer:
             if len(processors) == 1 and type(processors[0]) is BatchSpanProcessor:
                 self.queue = (processors, processors[0]._batch_processor.emit)  # noqa: SLF001
         # The self-check: a span built here reads back as an SDK span would.
-        probe = LeanSpan(self, "probe", trace_api.INVALID_SPAN_CONTEXT, None, SpanKind.INTERNAL, {"k": 1})
+        probe = LeanSpan(self, "probe", trace_api.INVALID_SPAN_CONTEXT, None, SpanKind.INTERNAL, {"k": 1}, None)
         readable = (probe.name, dict(probe.attributes), probe.events, probe.links, probe.status.status_code, probe.resource)
         expected = ("probe", {"k": 1}, (), (), StatusCode.UNSET, tracer.resource)
         if readable != expected or not probe.is_recording():
@@ -274,38 +279,45 @@ class LeanTracer:
         and tuples of them, built by kyo_otel; the span keeps it (the caller must not reuse it)."""
         if attributes is None:
             attributes = {}
-        if not self.lean or len(attributes) > self._room or not self._enabled():
+        holder = self._config_holder
+        if (
+            not self.lean
+            or len(attributes) > self._room
+            or not (holder._tracer_config.is_enabled if holder is not None else self._enabled())  # noqa: SLF001
+        ):
             return self.tracer.start_span(name, context, kind, attributes)
-        parent = get_current_span(context).get_span_context()
-        if parent.is_valid:
-            trace_id = parent.trace_id
-            flags = parent.trace_flags
-            random = flags.random_trace_id
-            if self._follows_local_parent and flags.sampled and not parent.is_remote:
+        parent = current_span(context).get_span_context()
+        trace_id, _, remote, flags, trace_state, valid = span_context_fields(parent)
+        if valid:
+            random = flags & _RANDOM
+            if self._follows_local_parent and flags & _SAMPLED and not remote:
                 # What the sampler answers for a sampled local parent (see
                 # _samples_children_of_sampled_local_parents), without asking it.
-                span_context = self._span_context(trace_id, self._generate_span_id(), False, _FLAGS[(True, random)], parent.trace_state)
-                return self._started(name, span_context, parent, kind, attributes, context)
+                span_context = self._span_context(trace_id, self._generate_span_id(), False, _TRACE_FLAGS[_SAMPLED | random], trace_state)
+                return self._started(name, span_context, parent, kind, attributes, context, True)
         else:
             parent = None  # type: ignore[assignment]
             trace_id = self._generate_trace_id()
-            random = self._is_trace_id_random()
+            random = _RANDOM if self._is_trace_id_random() else 0
         result = self._should_sample(context, trace_id, name, kind, attributes, ())
         if result.attributes != attributes:  # a sampler that adds or changes attributes: the SDK's path
             return self.tracer.start_span(name, context, kind, attributes)
         decision = result.decision
+        sampled = decision.is_sampled()
         span_context = self._span_context(
-            trace_id, self._generate_span_id(), False, _FLAGS[(decision.is_sampled(), random)], result.trace_state
+            trace_id, self._generate_span_id(), False, _TRACE_FLAGS[(_SAMPLED if sampled else 0) | random], result.trace_state
         )
         if not decision.is_recording():
             return NonRecordingSpan(span_context)
-        return self._started(name, span_context, parent, kind, attributes, context)
+        return self._started(name, span_context, parent, kind, attributes, context, sampled)
 
     def _started(
         self, name: str, span_context: SpanContext, parent: SpanContext | None, kind: SpanKind,
-        attributes: dict[str, Any], context: Any,
+        attributes: dict[str, Any], context: Any, sampled: bool,
     ) -> trace_api.Span:
-        span = LeanSpan(self, name, span_context, parent, kind, attributes)
+        queue = self.queue
+        span = LeanSpan(self, name, span_context, parent, kind, attributes, queue if sampled else None)
         span._start_time = time_ns()  # noqa: SLF001
-        self._on_start(span, parent_context=context)
+        if queue is None or queue[0] is not self.span_processor._span_processors:  # noqa: SLF001
+            self._on_start(span, parent_context=context)  # (the lone BatchSpanProcessor's does nothing)
         return span

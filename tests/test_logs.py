@@ -231,7 +231,12 @@ def test_the_batch_path_builds_the_record_the_sdk_path_builds():
         stdlib.makeRecord(stdlib.name, 25, __file__, 2, "custom level", (), None),
         stdlib.makeRecord(stdlib.name, logging.ERROR, __file__, 3, "failed", (), exc_info),
         stdlib.makeRecord(stdlib.name, logging.WARNING, __file__, 4, "event", (), None, extra={"otel.event.name": "x.y"}),
+        stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 5, "formatted first", (), None, extra={"a": 1, "b": "2"}),
+        stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 6, "fields set later", (), None, extra={"c": 3}),
     ]
+    logging.Formatter("%(asctime)s %(message)s").format(records[4])  # another handler's formatter ran first
+    for late in ("message", "asctime", "taskName", "d"):
+        setattr(records[5], late, "late")
     tracer = TracerProvider().get_tracer("parity")
     exported = []
     with tracer.start_as_current_span("request"), kyo_otel.request_context("req-1", "tenant-1"):
@@ -245,7 +250,7 @@ def test_the_batch_path_builds_the_record_the_sdk_path_builds():
 
     def fields(readable):
         r = readable.log_record
-        return (r.timestamp, r.severity_number, r.severity_text, r.body, dict(r.attributes or {}), r.trace_id,
+        return (r.timestamp, r.severity_number, r.severity_text, r.body, list((r.attributes or {}).items()), r.trace_id,
                 r.span_id, r.trace_flags, r.event_name, readable.instrumentation_scope, readable.resource.attributes)
 
     fast, sdk = exported
@@ -255,6 +260,8 @@ def test_the_batch_path_builds_the_record_the_sdk_path_builds():
     first = dict(fast[0].log_record.attributes)
     assert first["order.tags"] == ("a", "b") and first["obj"] == "opaque" and first["kyo.request.id"] == "req-1"
     assert fast[2].log_record.attributes["exception.type"] == "KeyError"
+    assert list(fast[4].log_record.attributes)[:2] == ["a", "b"] and "message" not in fast[4].log_record.attributes
+    assert list(fast[5].log_record.attributes)[:2] == ["c", "d"]
     assert all(r.log_record.trace_id for r in fast)
 
 

@@ -260,3 +260,24 @@ def test_a_command_gets_one_span_whoever_instrumented_first(redis_server):
         "kyo again": ["kyo_otel.redis_spans"],
         "restored after shutdown": True,
     }
+
+
+def test_repeated_command_shapes_get_the_same_spans(redis_client, kyo_telemetry):
+    """A command's name and statement are worked out once per shape (command names and argument
+    counts) and reused: a shape met again gets the same span, and a one-command pipeline is not
+    taken for that command."""
+    for _ in range(2):
+        redis_client.get(PHONE_KEY)
+        pipe = redis_client.pipeline(transaction=False)
+        pipe.get(PHONE_KEY)
+        pipe.execute()
+        redis_client.set(PHONE_KEY, CODE, ex=60)  # same command, other argument counts
+        redis_client.set(PHONE_KEY, CODE)
+    spans = [(s.name, dict(s.attributes)) for s in kyo_telemetry.spans()]
+    assert spans[:4] == spans[4:]
+    (_, get), (_, pipeline), (_, set_ex), (_, set_) = spans[:4]
+    assert (get["db.statement"], get["db.redis.args_length"]) == ("GET ?", 2) and "db.redis.pipeline_length" not in get
+    assert (pipeline["db.statement"], pipeline["db.redis.pipeline_length"]) == ("GET ?", 1)
+    assert "db.redis.args_length" not in pipeline
+    assert (set_ex["db.statement"], set_["db.statement"]) == ("SET ? ? ? ?", "SET ? ?")
+    assert get["db.system"] == "redis" and pipeline["server.port"] == get["server.port"]
