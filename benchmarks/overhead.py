@@ -18,6 +18,11 @@ Three parts, all against a real redis-server and an OTLP/gRPC receiver on 127.0.
 3. Micro-benchmarks of the hot paths on the request thread (thread CPU time): one domain-metric
    record, one log record through the bridge (scrubbed, for kyo), one server span with the
    request attributes.
+4. Where kyo's time goes (``--breakdown``): in the kyo child itself, the server span, the Redis
+   spans, the log records, and the export of spans or of log records switched off in turn, in
+   interleaved rounds. A part costs a request what switching it off saves. Micro-benchmarks
+   understate what a part costs inside a request: code that runs between two Redis round trips
+   runs slower than the same code in a tight loop (a lean span: about 16 µs against 6).
 """
 
 from __future__ import annotations
@@ -123,6 +128,76 @@ class Driver:
 
     def micro(self, n: int) -> dict[str, Any]:
         return micro_benchmarks(self.variant, n, self.flush)
+
+    def breakdown(self, rounds: int, k: int) -> dict[str, Any]:
+        """kyo's parts switched off one at a time in this one process, in interleaved rounds of
+        ``k`` requests to /otp/send: CPU microseconds per request per configuration (medians).
+        One process for all, so no difference of memory layout or hash seed between variants
+        (a few percent between processes) hides a part's cost."""
+        parts = _Parts(self.app)
+        samples: dict[str, list[float]] = {name: [] for name in parts.CONFIGURATIONS}
+        names = list(samples)
+        for name in names:  # warm-up
+            parts.set(name)
+            self.run("/otp/send", k // 4)
+        for n in range(rounds):
+            for name in names[n % len(names):] + names[: n % len(names)]:
+                parts.set(name)
+                start = time.process_time()
+                self.run("/otp/send", k)
+                samples[name].append((time.process_time() - start) / k * 1e6)
+        parts.set("everything")
+        self.last_cpu = time.process_time()
+        return {name: statistics.median(values) for name, values in samples.items()}
+
+
+class _Parts:
+    """Switches parts of a configured kyo_otel off and on again, in the running process."""
+
+    CONFIGURATIONS = {
+        "everything": (),
+        "no server span": ("server span",),
+        "no Redis spans": ("redis spans",),
+        "no log records": ("log records",),
+        "spans made, not exported": ("span export",),
+        "log records made, not exported": ("log export",),
+        "none of the three": ("server span", "redis spans", "log records"),
+    }
+
+    def __init__(self, app: Any) -> None:
+        import collections
+        import logging
+
+        from kyo_otel import flask_spans, logs, telemetry
+
+        self.app = app
+        self.telemetry = telemetry.current()
+        self.traced = app.wsgi_app
+        flask_spans.uninstrument(app)  # the request context stays, entered by a plain wrapper
+        self.plain, app.wsgi_app = app.wsgi_app, self.traced
+        self.root = logging.getLogger()
+        self.handler = logs.kyo_handlers(self.root)[0]
+        # The batch processors' queues; a deque of no length takes and keeps nothing.
+        self.span_batch = self.telemetry.tracer_provider._active_span_processor._span_processors[0]._batch_processor
+        self.log_batch = self.telemetry.logger_provider._kyo_batch_queue
+        self.queues = (self.span_batch._queue, self.log_batch._queue)
+        self.nowhere: collections.deque[Any] = collections.deque(maxlen=0)
+
+    def set(self, configuration: str) -> None:
+        from kyo_otel import redis_spans
+
+        off = self.CONFIGURATIONS[configuration]
+        self.app.wsgi_app = self.plain if "server span" in off else self.traced
+        if "redis spans" in off:
+            redis_spans.uninstall()
+        else:
+            redis_spans.install(self.telemetry.tracer_provider)
+        if "log records" in off:
+            self.root.removeHandler(self.handler)
+        elif self.handler not in self.root.handlers:
+            self.root.addHandler(self.handler)
+        self.span_batch._queue = self.nowhere if "span export" in off else self.queues[0]
+        self.log_batch._queue = self.nowhere if "log export" in off else self.queues[1]
 
 
 def micro_benchmarks(variant: str, n: int, flush: Any) -> dict[str, Any]:
@@ -301,6 +376,8 @@ def cpu_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any) -> di
             }
         if args.profile:
             extra["profile"] = children["kyo"].ask("profile", route="/otp/send", k=args.requests, top=args.profile)["text"]
+        if args.breakdown:
+            extra["breakdown"] = children["kyo"].ask("breakdown", rounds=args.breakdown, k=args.requests)
     finally:
         for child in children.values():
             try:
@@ -322,6 +399,17 @@ def cpu_benchmark(args: argparse.Namespace, redis_url: str, receiver: Any) -> di
     spread = {f"{v} {r}": (min(s), max(s)) for (v, r), s in samples.items()}
     print("   spread over rounds (min-max us): " + ", ".join(f"{k} {lo:.0f}-{hi:.0f}" for k, (lo, hi) in spread.items()))
     return {"table": table, **extra}
+
+
+def print_breakdown(medians: dict[str, float], args: argparse.Namespace) -> None:
+    print(f"\n== Where kyo's time goes on /otp/send: parts switched off in the kyo process itself "
+          f"({args.breakdown} interleaved rounds x {args.requests} requests, whole-process CPU, medians)")
+    everything = medians["everything"]
+    for name, value in medians.items():
+        saved = "" if name == "everything" else f"   saves {everything - value:5.0f} us"
+        print(f"   {name:<34}{value:>8.0f} us{saved}")
+    print("   (server span: the WSGI wrapper's span, the request context stays; no log records: the bridge "
+          "detached; not exported: the batch queue takes nothing)")
 
 
 # --- part 2: throughput under gunicorn ----------------------------------------------------
@@ -452,6 +540,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="requests per round (CPU part)")
     parser.add_argument("--micro", type=int, default=5000, help="calls per micro-benchmark round (0: skip)")
     parser.add_argument("--micro-rounds", type=int, default=5)
+    parser.add_argument("--breakdown", type=int, default=10, metavar="ROUNDS",
+                        help="rounds of the same-process breakdown of kyo's parts (CPU part; 0: skip)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also profile kyo on /otp/send with cProfile and print the top N functions")
     parser.add_argument("--seconds", type=float, default=6, help="wrk duration per throughput round")
@@ -485,6 +575,8 @@ def main() -> None:
                 for name in kyo:
                     print(f"   {name:<42}{kyo[name][0]:>7.2f} / {kyo[name][1]:>6.2f}{upstream[name][0]:>9.2f} / {upstream[name][1]:>6.2f}")
                 print("   (domain metric record: kyo_otel.otp.sent(tenant) for kyo, an SDK counter.add(1, {tenant}) upstream)")
+            if "breakdown" in result:
+                print_breakdown(result["breakdown"], args)
             if "profile" in result:
                 print("\n== cProfile of kyo on /otp/send\n" + result["profile"])
         if args.only in (None, "throughput"):
