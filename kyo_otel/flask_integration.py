@@ -51,14 +51,19 @@ class RequestContext:
             environ[_START] = time.perf_counter()
         request_id = context.accepted_request_id(environ.get(self._request_id_key))
         tenant = environ.get(self._tenant_key) or None
-        tokens = context.begin(request_id, tenant)
+        state = (context.begin(request_id, tenant), ((context.REQUEST_ID_HEADER, request_id),))
         if tenant is None:
-            return {context.REQUEST_ID: request_id}, tokens
-        return {context.REQUEST_ID: request_id, context.TENANT_ID: context.tenant_id() or ""}, tokens
+            return {context.REQUEST_ID: request_id}, state
+        return {context.REQUEST_ID: request_id, context.TENANT_ID: context.tenant_id() or ""}, state
 
     @staticmethod
-    def end(tokens: Any) -> None:
-        context.end(tokens)
+    def response_headers(state: Any) -> tuple[tuple[str, str], ...]:
+        """``X-Request-Id``, echoed (or the new id)."""
+        return state[1]  # type: ignore[no-any-return]
+
+    @staticmethod
+    def end(state: Any) -> None:
+        context.end(state[0])
 
 
 def _install_request_hooks(
@@ -78,7 +83,6 @@ def _install_request_hooks(
     from kyo_otel.runtime_context import current_span
 
     excluded_set = frozenset(excluded)
-    request_id_header = context.REQUEST_ID_HEADER
 
     if request_context is not None:
         begin = request_context.begin
@@ -93,16 +97,19 @@ def _install_request_hooks(
 
         @app.teardown_request
         def _kyo_context_end(_error: BaseException | None) -> None:
-            tokens = request.environ.pop(_CONTEXT, None)
-            if tokens is not None:
-                context.end(tokens)
+            state = request.environ.pop(_CONTEXT, None)
+            if state is not None:
+                request_context.end(state)
 
     @app.after_request
     def _kyo_after(response: Any) -> Any:
-        request_id = context.request_id()
-        headers = response.headers
-        if request_id is not None and request_id_header not in headers:
-            headers[request_id_header] = request_id
+        if request_context is not None:  # else the WSGI wrapper that entered it adds the headers
+            state = request.environ.get(_CONTEXT)
+            if state is not None:
+                headers = response.headers
+                for name, value in request_context.response_headers(state):
+                    if name not in headers:
+                        headers[name] = value
         if active is None:  # metrics off
             return response
         current = request._get_current_object()  # one context lookup instead of one per attribute

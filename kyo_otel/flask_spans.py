@@ -21,7 +21,7 @@ import functools
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import context as context_api
@@ -329,11 +329,32 @@ def _recorded(span: Any) -> bool:
 
 class RequestContext(Protocol):
     """What the request is (e.g. ``kyo_otel.flask_integration.RequestContext``: request and
-    tenant ids): entered around each request, its attributes added to the server span."""
+    tenant ids): entered around each request, its attributes added to the server span, its
+    response headers (``X-Request-Id``) added to the response unless the application set them."""
 
     def begin(self, environ: Any) -> tuple[dict[str, Any], Any]: ...
 
+    def response_headers(self, state: Any) -> Sequence[tuple[str, str]]: ...
+
     def end(self, state: Any) -> None: ...
+
+
+def _with_missing(headers: list[tuple[str, str]], added: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` and those of ``added`` it lacks (names compared without case). Added to the
+    WSGI header list itself: werkzeug's ``Headers`` lookups and validation cost a request about
+    15 µs, for one header."""
+    present = {name.lower() for name, _ in headers}
+    missing = [pair for pair in added if pair[0].lower() not in present]
+    return headers + missing if missing else headers
+
+
+def _adding(start_response: Callable[..., Any], added: Sequence[tuple[str, str]]) -> Callable[..., Any]:
+    """``start_response`` that adds the missing ones of ``added`` to the response headers."""
+
+    def start_response_adding(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+        return start_response(status, _with_missing(headers, added), *exc_info)
+
+    return start_response_adding
 
 
 def instrument(
@@ -362,20 +383,23 @@ def instrument(
 
     def traced_wsgi_app(environ: Any, start_response: Callable[..., Any]) -> Any:
         if request_context is None:
-            return traced(environ, start_response, None)
+            return traced(environ, start_response, None, ())
         try:
             extra, state = request_context.begin(environ)
+            added = request_context.response_headers(state)
         except Exception:  # as for the span: the request goes on without its context
             _logger.debug("kyo_otel: no request context for this request", exc_info=True)
-            return traced(environ, start_response, None)
+            return traced(environ, start_response, None, ())
         try:
-            return traced(environ, start_response, extra)
+            return traced(environ, start_response, extra, added)
         finally:
             request_context.end(state)
 
-    def traced(environ: Any, start_response: Callable[..., Any], extra: dict[str, Any] | None) -> Any:
+    def traced(
+        environ: Any, start_response: Callable[..., Any], extra: dict[str, Any] | None, added: Sequence[tuple[str, str]]
+    ) -> Any:
         if environ.get("PATH_INFO") in excluded:
-            return wsgi_app(environ, start_response)
+            return wsgi_app(environ, _adding(start_response, added) if added else start_response)
         try:
             method = _method(environ)
             if current_span() is INVALID_SPAN:
@@ -393,11 +417,13 @@ def instrument(
             token = attach(with_span(span, parent))
         except Exception:  # a telemetry failure costs the request its span, never the request
             _logger.debug("kyo_otel: no server span for this request", exc_info=True)
-            return wsgi_app(environ, start_response)
+            return wsgi_app(environ, _adding(start_response, added) if added else start_response)
         complete = False
 
         def start_response_seen(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
             nonlocal complete
+            if added:
+                headers = _with_missing(headers, added)
             try:
                 complete = _body_is_complete(status, method, headers)
                 _response_seen(span, environ, method, kind, status, headers)
@@ -462,8 +488,9 @@ def uninstrument(app: Flask) -> bool:
 def _in_context(wsgi_app: Callable[..., Any], request_context: RequestContext) -> Callable[..., Any]:
     def in_context(environ: Any, start_response: Callable[..., Any]) -> Any:
         _, state = request_context.begin(environ)
+        added = request_context.response_headers(state)
         try:
-            return wsgi_app(environ, start_response)
+            return wsgi_app(environ, _adding(start_response, added) if added else start_response)
         finally:
             request_context.end(state)
 

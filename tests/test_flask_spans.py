@@ -292,3 +292,35 @@ def test_a_telemetry_failure_costs_the_request_its_span_never_the_answer(kyo_tel
     (record,) = kyo_telemetry.logs(contains="looked up")  # and its log record
     assert record.attributes["kyo.request.id"] == "req-8"
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+ECHO = """
+import json, os
+from flask import Flask
+import kyo_otel
+
+kyo_otel.configure(environment="test", instrumentation=os.environ["INSTRUMENTATION"],
+                   traces_exporter=os.environ["TRACES"])
+app = Flask("echo")
+app.add_url_rule("/plain", "plain", lambda: {"ok": True})
+app.add_url_rule("/own", "own", lambda: ({"ok": True}, {"X-Request-Id": "app-chose"}))
+kyo_otel.instrument_app(app)
+web = app.test_client()
+report = {}
+for path, sent in (("/plain", "req-1"), ("/plain", None), ("/own", "req-2"), ("/health", "req-3")):
+    response = web.get(path, headers={"X-Request-Id": sent} if sent else {})
+    report[f"{path} {sent}"] = response.headers.getlist("X-Request-Id")
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.parametrize(("instrumentation", "traces"), [("kyo", "memory"), ("contrib", "memory"), ("kyo", "none")])
+def test_the_request_id_is_echoed_once_whoever_enters_the_request_context(instrumentation, traces):
+    """kyo_otel's WSGI wrapper adds X-Request-Id to the WSGI headers; with the contrib server span
+    or without traces, Flask hooks enter the request context and add it to the response. Either
+    way: the caller's id echoed, a new one when it sent none, the application's own kept alone,
+    and the excluded /health answered with it too."""
+    report = last_json_line(run_python(ECHO, env={"INSTRUMENTATION": instrumentation, "TRACES": traces}))
+    generated = report.pop("/plain None")
+    assert len(generated) == 1 and len(generated[0]) == 32
+    assert report == {"/plain req-1": ["req-1"], "/own req-2": ["app-chose"], "/health req-3": ["req-3"]}
