@@ -164,6 +164,13 @@ and statement depend on nothing else."""
 _DESCRIBED_LIMIT = 1024
 
 
+def _recalled(described: dict[tuple[Any, ...], _Description], key: tuple[Any, ...] | None) -> _Description | None:
+    try:
+        return described.get(key) if key else None
+    except TypeError:  # an unhashable command name (not redis-py's): described anew each time
+        return None
+
+
 def _remember(described: dict[tuple[Any, ...], _Description], key: tuple[Any, ...], name: str, attributes: dict[str, Any]) -> None:
     """Keep a description when every command name is text (an int name would equal a bool one
     in the key, and their names differ)."""
@@ -175,7 +182,7 @@ def _remember(described: dict[tuple[Any, ...], _Description], key: tuple[Any, ..
 
 def _command_span(instance: Any, args: tuple[Any, ...]) -> tuple[str, dict[str, Any]]:
     key = ((args[0], len(args)),) if args else None
-    described = _commands.get(key) if key is not None else None
+    described = _recalled(_commands, key)
     if described is None:
         command = args[0] if args else None
         if command:
@@ -210,7 +217,7 @@ def _pipeline_span(instance: Any, _: Any) -> tuple[str, dict[str, Any]]:
         key = tuple([(args[0], len(args)) for args in queued])
     except (AttributeError, IndexError, TypeError, ValueError, KeyError):
         queued, key = [], None
-    described = _pipelines.get(key) if key else None
+    described = _recalled(_pipelines, key)
     if described is None:
         try:
             statement = "\n".join([_sanitized(args) for args in queued])

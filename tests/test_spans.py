@@ -302,3 +302,23 @@ def test_a_batch_processor_alone_gets_the_span_and_one_added_later_too() -> None
     assert unsampled.get_finished_spans() == ()
     provider.shutdown()
     record_only.shutdown()
+
+
+def test_a_tracer_disabled_later_by_its_configurator_makes_no_lean_spans():
+    """The SDK's tracer configurator may disable a tracer at any time: the lean tracer reads the
+    flag at every span, as the SDK tracer does."""
+    from opentelemetry.sdk.trace import _TracerConfig
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = LeanTracer(provider.get_tracer("kyo_test.toggled"))
+    assert tracer.lean
+    tracer.start_span("on").end()
+    provider._set_tracer_configurator(tracer_configurator=lambda scope: _TracerConfig(is_enabled=False))
+    off = tracer.start_span("off")
+    assert not off.is_recording()
+    off.end()
+    provider._set_tracer_configurator(tracer_configurator=lambda scope: _TracerConfig(is_enabled=True))
+    tracer.start_span("on again").end()
+    assert [s.name for s in exporter.get_finished_spans()] == ["on", "on again"]
