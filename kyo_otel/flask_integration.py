@@ -72,9 +72,10 @@ def _install_request_hooks(
     request_context: RequestContext | None,
     active: ActiveTenants | None,
 ) -> None:
-    """``X-Request-Id`` echoed in the response; with ``active`` (metrics on), the request's latency
-    by route template and its tenant among the active ones; with ``request_context`` (when no kyo_otel
-    server span enters it), the request and tenant ids for the request's log records and span.
+    """With ``active`` (metrics on), the request's latency by route template and its tenant among
+    the active ones; with ``request_context`` (when no kyo_otel server span enters it), the request
+    and tenant ids for the request's log records and span, and ``X-Request-Id`` echoed in the
+    response (kyo_otel's WSGI wrapper echoes it itself when it enters the context).
 
     One hook on each side of the request rather than one per concern: each Flask hook and each
     ``request`` lookup costs the request a few microseconds.
