@@ -153,17 +153,19 @@ class KyoLoggingHandler(LoggingHandler):
         super().__init__(*args, **kwargs)
         self._direct = direct
         """The ``BatchProcessor`` behind kyo_otel's batch log processor, or None (SDK path)."""
-        self._loggers: dict[str, Any] = {}
+        self._loggers: dict[str, tuple[Any, Any]] = {}
 
-    def _logger(self, name: str) -> Any:
-        """The SDK logger of a stdlib logger name. Its resource is read at each record, not kept:
-        after a fork the provider gives its loggers a new one (``service.instance.id``)."""
-        logger = self._loggers.get(name)
-        if logger is None:
+    def _logger(self, name: str) -> tuple[Any, Any]:
+        """The SDK logger of a stdlib logger name, and its ``_is_enabled`` (None where it has
+        none). Its resource is read at each record, not kept: after a fork the provider gives its
+        loggers a new one (``service.instance.id``)."""
+        entry = self._loggers.get(name)
+        if entry is None:
             logger = get_logger(name, logger_provider=self._logger_provider)
+            entry = (logger, getattr(logger, "_is_enabled", None))
             if len(self._loggers) < 10_000:  # logger names are code, but stay bounded
-                self._loggers[name] = logger
-        return logger
+                self._loggers[name] = entry
+        return entry
 
     def handle(self, record: logging.LogRecord) -> Any:
         """As ``Handler.handle`` without its lock on kyo's direct path: ``emit`` only appends to
@@ -178,6 +180,15 @@ class KyoLoggingHandler(LoggingHandler):
         return passed
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Translate and queue the record. What fails here (a message whose arguments do not fit
+        its format, a value no one can encode) goes to ``handleError``, as in stdlib handlers: the
+        record is dropped with a traceback on stderr, and the caller's ``log.info()`` returns."""
+        try:
+            self._emit(record)
+        except Exception:
+            self.handleError(record)
+
+    def _emit(self, record: logging.LogRecord) -> None:
         direct = self._direct
         if direct is None:
             super().emit(record)
@@ -186,7 +197,9 @@ class KyoLoggingHandler(LoggingHandler):
             return  # a record logged while emitting one (the SDK's own warnings): dropped, no recursion
         token = self._is_emitting.set(True)
         try:
-            logger = self._loggers.get(record.name) or self._logger(record.name)
+            logger, enabled = self._loggers.get(record.name) or self._logger(record.name)
+            if enabled is not None and not enabled():  # the logger configurator's switch, as Logger.emit reads it
+                return
             span_context = current_span().get_span_context()
             trace_id, span_id, _, trace_flags, _, _ = span_context_fields(span_context)
             attributes, event_name = self._get_attributes(record, span_context)

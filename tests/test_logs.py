@@ -306,3 +306,40 @@ def test_records_of_a_forked_child_carry_the_childs_instance_id():
     (child,) = receiver.logs("from the child")
     assert child.resource["process.pid"] != parent.resource["process.pid"]
     assert child.resource["service.instance.id"] != parent.resource["service.instance.id"]
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["batch path", "sdk path"])
+def test_a_record_that_cannot_be_translated_never_reaches_the_caller(direct, capsys):
+    """A message whose arguments do not fit its format raises in ``getMessage()``: as with stdlib
+    handlers, the record goes to ``handleError`` (a traceback on stderr) and the caller's logging
+    call returns; the next record is exported."""
+    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
+    exporter = _Collecting()
+    provider = build_logger_provider(settings, Resource.create({"service.name": "bad-format"}), exporter)
+    handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue if direct else None)
+    stdlib = logging.getLogger("kyo_test.bad_format")
+    handler.handle(stdlib.makeRecord(stdlib.name, logging.WARNING, __file__, 1, "%d apples", ("many",), None))
+    handler.handle(stdlib.makeRecord(stdlib.name, logging.WARNING, __file__, 2, "%d apples", (3,), None))
+    provider.force_flush()
+    assert [r.log_record.body for r in exporter.records] == ["3 apples"]
+    assert "--- Logging error ---" in capsys.readouterr().err
+    provider.shutdown()
+
+
+def test_a_logger_its_configurator_disables_sends_nothing_on_the_batch_path():
+    """The SDK's logger configurator may switch a logger off: the batch path asks the logger, as
+    ``Logger.emit`` does."""
+    from opentelemetry.sdk._logs._internal import _LoggerConfig
+
+    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
+    exporter = _Collecting()
+    provider = build_logger_provider(settings, Resource.create({"service.name": "configured"}), exporter)
+    handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue)
+    provider._set_logger_configurator(
+        logger_configurator=lambda scope: _LoggerConfig(is_enabled=scope.name != "kyo_test.muted")
+    )
+    for name in ("kyo_test.muted", "kyo_test.heard"):
+        handler.handle(logging.getLogger(name).makeRecord(name, logging.INFO, __file__, 1, name, (), None))
+    provider.force_flush()
+    assert [r.log_record.body for r in exporter.records] == ["kyo_test.heard"]
+    provider.shutdown()
