@@ -37,7 +37,7 @@ from opentelemetry.util.http import (
 
 from kyo_otel.catalog import HTTP_METHODS
 from kyo_otel.runtime_context import attach, current_context, current_span, detach, with_span
-from kyo_otel.spans import LeanTracer, record_error
+from kyo_otel.spans import LeanTracer, end_quietly, record_error
 from kyo_otel.version import __version__
 
 if TYPE_CHECKING:
@@ -288,7 +288,7 @@ class _EndOnClose:
             if close is not None:
                 close()
         finally:
-            self._span.end()
+            end_quietly(self._span)
 
 
 def _record_exception(sender: Any, exception: BaseException, **_: Any) -> None:
@@ -439,7 +439,7 @@ def instrument(
         finally:
             detach(token)
         if complete:
-            span.end()
+            end_quietly(span)
             return body
         return _EndOnClose(body, span)
 

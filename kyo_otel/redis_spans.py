@@ -50,7 +50,7 @@ from opentelemetry.semconv.trace import DbSystemValues, NetTransportValues
 from opentelemetry.trace import SpanKind, TracerProvider
 
 from kyo_otel.runtime_context import attach, detach, instrumentation_enabled, with_span
-from kyo_otel.spans import LeanTracer, record_error
+from kyo_otel.spans import LeanTracer, end_quietly, record_error
 from kyo_otel.version import __version__
 
 _logger = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ class _ClientSpan:
         if isinstance(error, Exception) and not isinstance(error, _NOT_ERRORS) and span.is_recording():
             record_error(span, error)
         detach(token)
-        span.end()
+        end_quietly(span)
 
 
 # --- wrappers --------------------------------------------------------------------------------

@@ -189,6 +189,22 @@ class LeanSpan(sdk_trace.Span):
         processor.on_end(self)
 
 
+def end_quietly(span: trace_api.Span) -> None:
+    """``span.end()`` for a span around application code: a span processor that raises in
+    ``on_end`` (the SDK calls them in turn, unguarded) costs the span, never the request. Logged
+    once at WARNING, then at DEBUG."""
+    global _end_failures
+    try:
+        span.end()
+    except Exception:
+        _end_failures += 1
+        level = logging.WARNING if _end_failures == 1 else logging.DEBUG
+        _logger.log(level, "kyo_otel: ending a span failed (a span processor raised); the request goes on", exc_info=True)
+
+
+_end_failures = 0
+
+
 def _samples_children_of_sampled_local_parents(sampler: Any) -> bool:
     """True when ``sampler`` answers RECORD_AND_SAMPLE, with the attributes unchanged and the
     parent's trace state, for every child of a sampled local parent: the SDK's ``ParentBased``

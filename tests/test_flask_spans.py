@@ -11,6 +11,7 @@ import pytest
 from flask import Flask, Response, abort
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import TextMapPropagator, default_getter, default_setter
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
@@ -324,3 +325,28 @@ def test_the_request_id_is_echoed_once_whoever_enters_the_request_context(instru
     generated = report.pop("/plain None")
     assert len(generated) == 1 and len(generated[0]) == 32
     assert report == {"/plain req-1": ["req-1"], "/own req-2": ["app-chose"], "/health req-3": ["req-3"]}
+
+
+class _FailingProcessor(SpanProcessor):
+    """A span processor with a bug: the SDK calls on_end unguarded."""
+
+    def on_end(self, span) -> None:
+        raise RuntimeError("processor bug")
+
+
+def test_a_span_processor_that_raises_costs_spans_never_the_request(kyo_telemetry, shop, redis_client):
+    @shop.get("/orders/<int:order_id>/stock")
+    def stock(order_id):
+        redis_client.set(f"stock:{order_id}", 3)
+        return {"stock": int(redis_client.get(f"stock:{order_id}"))}
+
+    kyo_otel.instrument_app(shop)
+    trace.get_tracer_provider().add_span_processor(_FailingProcessor())
+    web = shop.test_client()
+    response = web.get("/orders/7/stock")
+    streamed = web.get("/orders/export")
+    assert (response.status_code, response.get_json()) == (200, {"stock": 3})
+    assert (streamed.status_code, streamed.get_data(as_text=True)) == (200, "0\n1\n2\n")
+    streamed.close()
+    names = [s.name for s in kyo_telemetry.spans() if s.name != "FLUSHDB"]  # (the fixture's)
+    assert names == ["SET", "GET", "GET /orders/<int:order_id>/stock", "GET /orders/export"]
