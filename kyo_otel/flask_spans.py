@@ -340,10 +340,13 @@ class RequestContext(Protocol):
 
 
 def _with_missing(headers: list[tuple[str, str]], added: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``headers`` and those of ``added`` it lacks (names compared without case). Added to the
-    WSGI header list itself: werkzeug's ``Headers`` lookups and validation cost a request about
-    15 µs, for one header."""
-    present = {name.lower() for name, _ in headers}
+    """``headers`` and those of ``added`` it lacks (names compared without case), or ``headers``
+    alone if they cannot be read. Added to the WSGI header list itself: werkzeug's ``Headers``
+    lookups and validation cost a request about 15 µs, for one header."""
+    try:
+        present = {name.lower() for name, _ in headers}
+    except Exception:  # not the (str, str) pairs WSGI asks for: the server will say so, not us
+        return headers
     missing = [pair for pair in added if pair[0].lower() not in present]
     return headers + missing if missing else headers
 
@@ -422,9 +425,9 @@ def instrument(
 
         def start_response_seen(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
             nonlocal complete
-            if added:
-                headers = _with_missing(headers, added)
             try:
+                if added:
+                    headers = _with_missing(headers, added)
                 complete = _body_is_complete(status, method, headers)
                 _response_seen(span, environ, method, kind, status, headers)
             except Exception:
