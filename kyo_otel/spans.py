@@ -205,16 +205,23 @@ def end_quietly(span: trace_api.Span) -> None:
 _end_failures = 0
 
 
-def _samples_children_of_sampled_local_parents(sampler: Any) -> bool:
-    """True when ``sampler`` answers RECORD_AND_SAMPLE, with the attributes unchanged and the
-    parent's trace state, for every child of a sampled local parent: the SDK's ``ParentBased``
-    (every ``parentbased_*`` sampler) with its default ``local_parent_sampled``, ALWAYS_ON."""
-    local = getattr(sampler, "_local_parent_sampled", None)
+def _parent_based_always_on(sampler: Any) -> tuple[bool, bool, bool]:
+    """For the SDK's ``ParentBased`` (every ``parentbased_*`` sampler): whether it answers
+    RECORD_AND_SAMPLE, with the attributes unchanged and the parent's trace state, for every root
+    span, every child of a sampled local parent and every child of a sampled remote parent: the
+    branches whose delegate is ALWAYS_ON (by default the two kinds of children, and the root of
+    ``parentbased_always_on`` or of a ratio of 1). A subclass that overrides ``should_sample`` is
+    always asked."""
+    if not isinstance(sampler, ParentBased) or type(sampler).should_sample is not ParentBased.should_sample:
+        return False, False, False
+
+    def always_on(delegate: Any) -> bool:
+        return type(delegate) is StaticSampler and delegate._decision is Decision.RECORD_AND_SAMPLE  # noqa: SLF001
+
     return (
-        isinstance(sampler, ParentBased)
-        and type(sampler).should_sample is ParentBased.should_sample
-        and type(local) is StaticSampler
-        and local._decision is Decision.RECORD_AND_SAMPLE  # noqa: SLF001
+        always_on(getattr(sampler, "_root", None)),
+        always_on(getattr(sampler, "_local_parent_sampled", None)),
+        always_on(getattr(sampler, "_remote_parent_sampled", None)),
     )
 
 
@@ -267,7 +274,7 @@ class LeanTracer:
         self._is_trace_id_random = ids.is_trace_id_random
         self._should_sample = self.sampler.should_sample
         self._on_start = self.span_processor.on_start
-        self._follows_local_parent = _samples_children_of_sampled_local_parents(self.sampler)
+        self._samples_roots, self._samples_local_children, self._samples_remote_children = _parent_based_always_on(self.sampler)
         self.queue: tuple[Any, Any] | None = None
         """(the provider's processor tuple, its batch queue's ``emit``) while that tuple is one
         ``BatchSpanProcessor``: ``LeanSpan.end`` then queues the span itself."""
@@ -306,15 +313,18 @@ class LeanTracer:
         trace_id, _, remote, flags, trace_state, valid = span_context_fields(parent)
         if valid:
             random = flags & _RANDOM
-            if self._follows_local_parent and flags & _SAMPLED and not remote:
-                # What the sampler answers for a sampled local parent (see
-                # _samples_children_of_sampled_local_parents), without asking it.
+            if flags & _SAMPLED and (self._samples_remote_children if remote else self._samples_local_children):
+                # What the sampler answers for a sampled parent (see _parent_based_always_on),
+                # without asking it.
                 span_context = self._span_context(trace_id, self._generate_span_id(), False, _TRACE_FLAGS[_SAMPLED | random], trace_state)
                 return self._started(name, span_context, parent, kind, attributes, context, True)
         else:
             parent = None  # type: ignore[assignment]
             trace_id = self._generate_trace_id()
             random = _RANDOM if self._is_trace_id_random() else 0
+            if self._samples_roots:  # the same, for a root span: no trace state
+                span_context = self._span_context(trace_id, self._generate_span_id(), False, _TRACE_FLAGS[_SAMPLED | random], None)
+                return self._started(name, span_context, None, kind, attributes, context, True)
         result = self._should_sample(context, trace_id, name, kind, attributes, ())
         if result.attributes != attributes:  # a sampler that adds or changes attributes: the SDK's path
             return self.tracer.start_span(name, context, kind, attributes)

@@ -242,21 +242,33 @@ class _ParentBasedWithRule(ParentBased):
 
 @pytest.mark.parametrize(
     "sampler",
-    [ParentBased(ALWAYS_ON), ParentBased(ALWAYS_ON, local_parent_sampled=ALWAYS_OFF), _ParentBasedWithRule(ALWAYS_ON)],
-    ids=["parent-based", "local-children-off", "subclass"],
+    [
+        ParentBased(ALWAYS_ON),
+        ParentBased(ALWAYS_ON, local_parent_sampled=ALWAYS_OFF),
+        ParentBased(ALWAYS_ON, remote_parent_sampled=ALWAYS_OFF),
+        ParentBased(ALWAYS_OFF),
+        _ParentBasedWithRule(ALWAYS_ON),
+    ],
+    ids=["parent-based", "local-children-off", "remote-children-off", "roots-off", "subclass"],
 )
-def test_children_of_a_local_parent_are_sampled_as_the_sdk_samples_them(sampler: Sampler) -> None:
-    """The lean tracer answers for ParentBased's default (a sampled local parent's child is
-    sampled, with the parent's trace state) without asking it; any other sampler is asked."""
+def test_roots_and_children_are_sampled_as_the_sdk_samples_them(sampler: Sampler) -> None:
+    """The lean tracer answers for ParentBased's always-on branches (a root; a sampled parent's
+    child, local or remote, with the parent's trace state) without asking it; any other branch
+    or sampler is asked."""
     states = []
 
     def story(tracer: Any) -> None:
+        for name in ("ROOT", "DROP ME"):
+            root = _start(tracer, name)
+            states.append((root.get_span_context().trace_state, root.get_span_context().trace_flags, root.is_recording()))
+            root.end()
         remote = trace_api.SpanContext(
             0xABC, 0xDEF, is_remote=True, trace_flags=trace_api.TraceFlags(trace_api.TraceFlags.SAMPLED),
             trace_state=trace_api.TraceState([("vendor", "v1")]),
         )
         server = _start(tracer, "POST", SpanKind.SERVER, {"http.request.method": "POST"},
                         context=trace_api.set_span_in_context(trace_api.NonRecordingSpan(remote)))
+        states.append((server.get_span_context().trace_state, server.get_span_context().trace_flags, server.is_recording()))
         inside = trace_api.set_span_in_context(server)
         for name in ("SET", "DROP ME"):
             child = _start(tracer, name, context=inside)
@@ -266,8 +278,8 @@ def test_children_of_a_local_parent_are_sampled_as_the_sdk_samples_them(sampler:
 
     sdk, lean = _both(story, sampler=sampler)
     assert lean == sdk
-    assert states[2:] == states[:2]  # the SDK's children, then the lean ones
-    assert states[0][0] == trace_api.TraceState([("vendor", "v1")])
+    assert states[5:] == states[:5]  # the SDK's roots, server span and children, then the lean ones
+    assert states[3][0] == trace_api.TraceState([("vendor", "v1")])
 
 
 def test_a_batch_processor_alone_gets_the_span_and_one_added_later_too() -> None:
