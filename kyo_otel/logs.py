@@ -14,6 +14,7 @@ passed with ``extra=``. Error records get ``exception.type``, ``exception.messag
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
@@ -155,14 +156,22 @@ class KyoLoggingHandler(LoggingHandler):
         """The ``BatchProcessor`` behind kyo_otel's batch log processor, or None (SDK path)."""
         self._loggers: dict[str, tuple[Any, Any]] = {}
 
-    def _logger(self, name: str) -> tuple[Any, Any]:
-        """The SDK logger of a stdlib logger name, and its ``_is_enabled`` (None where it has
-        none). Its resource is read at each record, not kept: after a fork the provider gives its
-        loggers a new one (``service.instance.id``)."""
+    def _logger(self, name: str) -> tuple[Any, Any, int]:
+        """The SDK logger of a stdlib logger name, its ``_is_enabled`` (None where it has none),
+        and how many attributes a record may carry on the batch path: the SDK path applies the
+        logger's ``LogRecordLimits`` (``OTEL_LOGRECORD_ATTRIBUTE_*``), so with a value-length limit
+        every record takes it (-1), with a count limit those above it. The logger's resource is
+        read at each record, not kept: after a fork the provider gives its loggers a new one
+        (``service.instance.id``)."""
         entry = self._loggers.get(name)
         if entry is None:
             logger = get_logger(name, logger_provider=self._logger_provider)
-            entry = (logger, getattr(logger, "_is_enabled", None))
+            limits = getattr(logger, "_log_record_limits", None)
+            if limits is None or limits.max_log_record_attribute_length is not None:
+                room = -1
+            else:
+                room = sys.maxsize if limits.max_log_record_attributes is None else limits.max_log_record_attributes
+            entry = (logger, getattr(logger, "_is_enabled", None), room)
             if len(self._loggers) < 10_000:  # logger names are code, but stay bounded
                 self._loggers[name] = entry
         return entry
@@ -197,12 +206,15 @@ class KyoLoggingHandler(LoggingHandler):
             return  # a record logged while emitting one (the SDK's own warnings): dropped, no recursion
         token = self._is_emitting.set(True)
         try:
-            logger, enabled = self._loggers.get(record.name) or self._logger(record.name)
+            logger, enabled, room = self._loggers.get(record.name) or self._logger(record.name)
             if enabled is not None and not enabled():  # the logger configurator's switch, as Logger.emit reads it
                 return
             span_context = current_span().get_span_context()
             trace_id, span_id, _, trace_flags, _, _ = span_context_fields(span_context)
             attributes, event_name = self._get_attributes(record, span_context)
+            if len(attributes) > room:  # limits to apply: the SDK's own path
+                logger.emit(self._translate(record))
+                return
             _clean(attributes)
             api_record = _api_record({
                 "timestamp": int(record.created * 1e9),

@@ -13,6 +13,7 @@ import textwrap
 import flask
 import pytest
 
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -20,7 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 import kyo_otel
 from kyo_otel.config import resolve_settings
 from kyo_otel.context import accepted_request_id, xray_trace_id
-from kyo_otel.logs import KyoLoggingHandler, build_logger_provider
+from kyo_otel.logs import KyoLoggingHandler, build_logger_provider, log_processor
 
 log = logging.getLogger("kyo_test.orders")
 
@@ -343,3 +344,40 @@ def test_a_logger_its_configurator_disables_sends_nothing_on_the_batch_path():
     provider.force_flush()
     assert [r.log_record.body for r in exporter.records] == ["kyo_test.heard"]
     provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [LogRecordLimits(max_log_record_attribute_length=5), LogRecordLimits(max_log_record_attributes=4)],
+    ids=["value length", "count"],
+)
+def test_log_record_limits_apply_on_the_batch_path_as_on_the_sdk_path(limits):
+    """``OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT`` / ``_COUNT_LIMIT`` (here given to the
+    provider) truncate and drop attributes on the SDK path: the batch path hands such records to
+    it, so both export the same."""
+    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
+    stdlib = logging.getLogger("kyo_test.limits")
+    records = [
+        stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 1, "short", (), None, extra={"a": "a long value"}),
+        stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 2, "many", (), None, extra=dict.fromkeys("bcdefg", 1)),
+    ]
+    exported = []
+    with TracerProvider().get_tracer("limits").start_as_current_span("request"), kyo_otel.request_context("req-1"):
+        for direct in (True, False):
+            exporter = _Collecting()
+            provider = LoggerProvider(resource=Resource.create({"service.name": "limits"}), log_record_limits=limits,
+                                      shutdown_on_exit=False)
+            processor = log_processor(settings, exporter)
+            provider.add_log_record_processor(processor)
+            handler = KyoLoggingHandler(logger_provider=provider, direct=processor._batch_processor if direct else None)
+            for record in records:
+                handler.handle(record)
+            provider.force_flush()
+            exported.append([(dict(r.log_record.attributes), r.dropped_attributes) for r in exporter.records])
+            provider.shutdown()
+    fast, sdk = exported
+    assert fast == sdk
+    if limits.max_log_record_attribute_length == 5:
+        assert fast[0][0]["a"] == "a lon"
+    else:
+        assert [len(attributes) for attributes, _ in fast] == [3, 4] and fast[1][1] == 4
