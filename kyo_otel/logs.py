@@ -117,12 +117,22 @@ def _lean_records_match() -> bool:
 _readable, _api_record = (_lean_readable, _lean_api_record) if _lean_records_match() else (_sdk_readable, _sdk_api_record)
 
 
+def _room(logger: Any) -> int:
+    """How many attributes a record of ``logger`` may carry past the SDK logger: its
+    ``LogRecordLimits`` (``OTEL_LOGRECORD_ATTRIBUTE_*``) are applied on the SDK path, so with a
+    value-length limit no record may (-1), with a count limit up to it."""
+    limits = getattr(logger, "_log_record_limits", None)
+    if limits is None or limits.max_log_record_attribute_length is not None:
+        return -1
+    return sys.maxsize if limits.max_log_record_attributes is None else limits.max_log_record_attributes  # type: ignore[no-any-return]
+
+
 def emit(provider: LoggerProvider, logger_name: str, record: LogRecord) -> None:
     """Emit an OpenTelemetry log record, past stdlib logging (audit records): straight into kyo's
     batch queue when there is one, else through the SDK logger."""
     logger = provider.get_logger(logger_name)
     queue = getattr(provider, "_kyo_batch_queue", None)
-    if queue is None:
+    if queue is None or len(record.attributes or ()) > _room(logger):
         logger.emit(record)
         return
     if record.attributes:
@@ -158,20 +168,13 @@ class KyoLoggingHandler(LoggingHandler):
 
     def _logger(self, name: str) -> tuple[Any, Any, int]:
         """The SDK logger of a stdlib logger name, its ``_is_enabled`` (None where it has none),
-        and how many attributes a record may carry on the batch path: the SDK path applies the
-        logger's ``LogRecordLimits`` (``OTEL_LOGRECORD_ATTRIBUTE_*``), so with a value-length limit
-        every record takes it (-1), with a count limit those above it. The logger's resource is
-        read at each record, not kept: after a fork the provider gives its loggers a new one
+        and its ``_room`` (records with more attributes take the SDK path). The logger's resource
+        is read at each record, not kept: after a fork the provider gives its loggers a new one
         (``service.instance.id``)."""
         entry = self._loggers.get(name)
         if entry is None:
             logger = get_logger(name, logger_provider=self._logger_provider)
-            limits = getattr(logger, "_log_record_limits", None)
-            if limits is None or limits.max_log_record_attribute_length is not None:
-                room = -1
-            else:
-                room = sys.maxsize if limits.max_log_record_attributes is None else limits.max_log_record_attributes
-            entry = (logger, getattr(logger, "_is_enabled", None), room)
+            entry = (logger, getattr(logger, "_is_enabled", None), _room(logger))
             if len(self._loggers) < 10_000:  # logger names are code, but stay bounded
                 self._loggers[name] = entry
         return entry
