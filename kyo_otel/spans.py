@@ -63,9 +63,18 @@ _TRACE_FLAGS = {bits: TraceFlags(bits) for bits in range(4)}
 
 def record_error(span: trace_api.Span, error: BaseException) -> None:
     """An exception event and ERROR status, as the SDK's ``start_as_current_span`` records an
-    exception that escapes it (and the contrib instrumentations' spans carry)."""
-    span.record_exception(error)
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    exception that escapes it (and the contrib instrumentations' spans carry).
+
+    Called while the application's exception is on its way out: an exception whose ``str()``
+    raises costs the span its event, never the application its exception (the status still
+    says ERROR, with the message ``traceback`` prints for such an exception)."""
+    try:
+        span.record_exception(error)
+        message = f"{type(error).__name__}: {error}"
+    except Exception:
+        _logger.debug("kyo_otel: could not record an exception on a span", exc_info=True)
+        message = f"{type(error).__name__}: <exception str() failed>"
+    span.set_status(Status(StatusCode.ERROR, message))
 
 
 class LeanSpan(sdk_trace.Span):

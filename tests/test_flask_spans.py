@@ -350,3 +350,31 @@ def test_a_span_processor_that_raises_costs_spans_never_the_request(kyo_telemetr
     streamed.close()
     names = [s.name for s in kyo_telemetry.spans() if s.name != "FLUSHDB"]  # (the fixture's)
     assert names == ["SET", "GET", "GET /orders/<int:order_id>/stock", "GET /orders/export"]
+
+
+class _Unprintable(Exception):
+    """An application exception whose message cannot be built (``str()`` raises)."""
+
+    def __str__(self) -> str:
+        raise AttributeError("detail")
+
+
+def test_an_exception_that_cannot_be_printed_gets_the_apps_error_response(kyo_telemetry, shop):
+    """kyo records an unhandled exception on the server span from Flask's
+    ``got_request_exception`` signal, before Flask picks the error response. Reading the message
+    fails here: the application's own 500 handler still answers, and the span is an error."""
+
+    @shop.get("/unprintable")
+    def unprintable():
+        raise _Unprintable()
+
+    @shop.errorhandler(500)
+    def internal_error(error):
+        return {"error": "internal"}, 500
+
+    kyo_otel.instrument_app(shop)
+    response = shop.test_client().get("/unprintable")
+    assert (response.status_code, response.get_json()) == (500, {"error": "internal"})
+    span = kyo_telemetry.span("GET /unprintable")
+    assert span.status.status_code is trace.StatusCode.ERROR
+    assert span.attributes["http.response.status_code"] == 500

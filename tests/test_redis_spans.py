@@ -281,3 +281,27 @@ def test_repeated_command_shapes_get_the_same_spans(redis_client, kyo_telemetry)
     assert "db.redis.args_length" not in pipeline
     assert (set_ex["db.statement"], set_["db.statement"]) == ("SET ? ? ? ?", "SET ? ?")
     assert get["db.system"] == "redis" and pipeline["server.port"] == get["server.port"]
+
+
+class _Unprintable(Exception):
+    """An application exception whose message cannot be built (``str()`` raises)."""
+
+    def __str__(self) -> str:
+        raise AttributeError("detail")
+
+
+def test_an_exception_that_cannot_be_printed_reaches_the_caller_as_raised(redis_client, kyo_telemetry):
+    """Recording an exception on the Redis span reads its message; when that fails, the caller
+    still gets its own exception (not the recorder's), and the span still ends, as an error."""
+    from opentelemetry import trace
+
+    def parse_stock(response, **options):  # a response callback of the application's
+        raise _Unprintable()
+
+    redis_client.set_response_callback("GET", parse_stock)
+    with pytest.raises(_Unprintable):
+        redis_client.get("stock:7")
+    assert trace.get_current_span() is trace.INVALID_SPAN  # the span was made current, then detached
+    (span,) = kyo_telemetry.spans("GET")
+    assert span.status.status_code is trace.StatusCode.ERROR
+    assert span.status.description == "_Unprintable: <exception str() failed>"
