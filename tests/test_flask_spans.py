@@ -328,10 +328,14 @@ def test_the_request_id_is_echoed_once_whoever_enters_the_request_context(instru
 
 
 class _FailingProcessor(SpanProcessor):
-    """A span processor with a bug: the SDK calls on_end unguarded."""
+    """A span processor with a bug (the SDK calls on_end unguarded), until it is fixed: a
+    processor cannot be removed from the process's provider again, and later tests share it."""
+
+    failing = True
 
     def on_end(self, span) -> None:
-        raise RuntimeError("processor bug")
+        if self.failing:
+            raise RuntimeError("processor bug")
 
 
 def test_a_span_processor_that_raises_costs_spans_never_the_request(kyo_telemetry, shop, redis_client):
@@ -341,13 +345,18 @@ def test_a_span_processor_that_raises_costs_spans_never_the_request(kyo_telemetr
         return {"stock": int(redis_client.get(f"stock:{order_id}"))}
 
     kyo_otel.instrument_app(shop)
-    trace.get_tracer_provider().add_span_processor(_FailingProcessor())
+    processor = _FailingProcessor()
+    trace.get_tracer_provider().add_span_processor(processor)
     web = shop.test_client()
-    response = web.get("/orders/7/stock")
-    streamed = web.get("/orders/export")
+    try:
+        response = web.get("/orders/7/stock")
+        streamed = web.get("/orders/export")
+        body = streamed.get_data(as_text=True)
+        streamed.close()  # the streamed body's span ends here
+    finally:
+        processor.failing = False
     assert (response.status_code, response.get_json()) == (200, {"stock": 3})
-    assert (streamed.status_code, streamed.get_data(as_text=True)) == (200, "0\n1\n2\n")
-    streamed.close()
+    assert (streamed.status_code, body) == (200, "0\n1\n2\n")
     names = [s.name for s in kyo_telemetry.spans() if s.name != "FLUSHDB"]  # (the fixture's)
     assert names == ["SET", "GET", "GET /orders/<int:order_id>/stock", "GET /orders/export"]
 
