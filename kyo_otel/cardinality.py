@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 from kyo_otel.catalog import TENANT_MISSING, TENANT_OVERFLOW
+from kyo_otel.histogram import fork_safe
 
 _logger = logging.getLogger(__name__)
 
@@ -35,8 +36,12 @@ class TenantGuard:
         self._sanitize = sanitize
         self._on_overflow = on_overflow
         self._known: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self._new_locks()
+        fork_safe(self)
         self._warned = False
+
+    def _new_locks(self) -> None:
+        self._lock = threading.Lock()
 
     @property
     def distinct(self) -> int:

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 
 from kyo_otel import catalog, instruments
+from kyo_otel.histogram import fork_safe
 
 SDK_LOGGER = "opentelemetry.sdk._shared_internal"
 """The logger of the SDK's ``BatchProcessor`` (opentelemetry-sdk 1.45)."""
@@ -46,6 +47,10 @@ class DropCounter(logging.Filter):
         """Items dropped since this filter was installed, per signal."""
         self._pending: Counter[str] = Counter()
         self._last_report = -float("inf")
+        self._new_locks()
+        fork_safe(self)
+
+    def _new_locks(self) -> None:
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:

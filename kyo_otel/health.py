@@ -99,11 +99,20 @@ class ActiveTenants:
 
     def count(self) -> int:
         now = time.time()
+        cutoff = now - self.window
         with self._lock:
-            pending, self._pending = self._pending, {}
-            cutoff = now - self.window
-            self._local = {t: seen for t, seen in self._local.items() if seen >= cutoff}
+            # Request threads add to both maps without the lock (``mark``): each is read through
+            # one copy made in C (a Python loop over a live map would meet "dictionary changed
+            # size during iteration"), and only what the copy saw is removed, so a mark made
+            # meanwhile stays (replacing the maps would drop it).
+            for tenant, seen in self._local.copy().items():
+                if seen < cutoff and self._local.get(tenant, now) < cutoff:
+                    self._local.pop(tenant, None)
             local = len(self._local)
+            pending = self._pending.copy()
+            for tenant, seen in pending.items():
+                if self._pending.get(tenant) == seen:
+                    self._pending.pop(tenant, None)
         if self.client is None:
             return local
         try:

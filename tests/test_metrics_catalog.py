@@ -152,3 +152,30 @@ def test_active_tenants_without_redis_count_this_process():
     for tenant in ("t1", "t2", "t1", None):
         active.mark(tenant)
     assert active.count() == 2
+
+
+def test_active_tenants_count_while_requests_mark_new_ones():
+    """Request threads mark tenants without a lock while the metric reader counts: the count
+    never meets "dictionary changed size during iteration" (thread switches forced often)."""
+    import sys
+    import threading
+
+    active = ActiveTenants(None, window=300, max_pending=1_000_000)
+
+    def requests(worker: int) -> None:
+        for n in range(30_000):
+            active.mark(f"tenant-{worker}-{n}")
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    threads = [threading.Thread(target=requests, args=(k,)) for k in range(3)]
+    try:
+        for thread in threads:
+            thread.start()
+        counts = [active.count() for _ in range(200)]
+    finally:
+        for thread in threads:
+            thread.join()
+        sys.setswitchinterval(interval)
+    assert counts == sorted(counts)  # tenants only come in within the window
+    assert active.count() == 90_000
