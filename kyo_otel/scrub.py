@@ -354,7 +354,8 @@ class Scrubber:
                 scrubbed = self.scrub_url(value, query_only=key is not None and key.endswith("query"))
             elif kind == "phone":
                 scrubbed = self.scrub_text(value)
-                if scrubbed is value and _SIX_DIGITS.match(value) is not None:
+                # Compared by value: the memo of scrub_text hands back the equal text it saw first.
+                if scrubbed == value and _SIX_DIGITS.match(value) is not None:
                     scrubbed = mask_phone(value.strip())  # not typed like a phone number, but the key says so
             elif kind == "email" and "@" in value and " " not in value.strip():
                 scrubbed = mask_email(value.strip())

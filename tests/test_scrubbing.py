@@ -523,3 +523,29 @@ def test_nothing_sensitive_reaches_the_collector_over_otlp(redis_server):
     for masked in ("+886*******78", "0912****78", "[scrubbed:code]", "[scrubbed:otp_code]", "[scrubbed:authorization]",
                    "a***@example.com", "SET ? ? ? ?", "aws.xray.trace_id"):
         assert masked in text, masked
+
+
+# --- leaks found by the leak hunt ----------------------------------------------------------
+
+
+def test_a_phone_key_masks_its_value_on_every_request_not_only_the_first(kyo_telemetry):
+    # The phone key rule masks what does not look typed ("912345678" under "phone"). It asked
+    # whether the text scrubber had returned the very same object; the text scrubber's memo
+    # returns the object it saw first, so from the second request with the same number on,
+    # the raw number went out.
+    app = flask.Flask("phone_key_every_request")
+    log = logging.getLogger("phone_key_every_request")
+
+    @app.post("/lookup")
+    def lookup():
+        phone = flask.request.get_json()["phone"]  # a new str object on every request
+        log.info("lookup", extra={"user.phone": phone})
+        return {"found": False}
+
+    kyo_otel.instrument_app(app, kyo_telemetry.handle)
+    client = app.test_client()
+    for _ in range(3):
+        assert client.post("/lookup", json={"phone": "987654321"}).status_code == 200
+
+    phones = [record.attributes["user.phone"] for record in kyo_telemetry.logs(message="lookup")]
+    assert phones == ["9876***21"] * 3
