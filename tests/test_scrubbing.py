@@ -549,3 +549,26 @@ def test_a_phone_key_masks_its_value_on_every_request_not_only_the_first(kyo_tel
 
     phones = [record.attributes["user.phone"] for record in kyo_telemetry.logs(message="lookup")]
     assert phones == ["9876***21"] * 3
+
+
+def test_a_rate_limited_resource_is_scrubbed_like_the_tenant_id(kyo_telemetry, redis_client):
+    # Metric attributes get no scrubbing exporter: the tenant id went through the scrubber in its
+    # guard, the rate-limited resource (free text from the caller) went out as it was given.
+    app = flask.Flask("rate_limited_resource")
+
+    @app.post("/otp/send")
+    def send():
+        phone = flask.request.get_json()["phone"]
+        if redis_client.incr(f"rate:{phone}") > 1:
+            kyo_otel.rate_limited(flask.request.headers["X-Tenant-Id"], f"otp.send:{phone}")
+            return {"error": "rate_limited"}, 429
+        return {"sent": True}
+
+    kyo_otel.instrument_app(app, kyo_telemetry.handle, redis=redis_client)
+    client = app.test_client()
+    statuses = [client.post("/otp/send", json={"phone": PHONE}, headers={"X-Tenant-Id": "acme"}).status_code
+                for _ in range(2)]
+    assert statuses == [200, 429]
+
+    points = kyo_telemetry.metric_points("kyo.rate_limit.hits")
+    assert [point.attributes["kyo.rate_limit.resource"] for point in points] == ["otp.send:+886*******78"]
