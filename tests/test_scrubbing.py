@@ -572,3 +572,34 @@ def test_a_rate_limited_resource_is_scrubbed_like_the_tenant_id(kyo_telemetry, r
 
     points = kyo_telemetry.metric_points("kyo.rate_limit.hits")
     assert [point.attributes["kyo.rate_limit.resource"] for point in points] == ["otp.send:+886*******78"]
+
+
+RESOURCE_APP = """
+    import logging, os
+    import kyo_otel
+
+    kyo_otel.configure(environment="production", service_name="resource-scrub", otlp_endpoint=os.environ["ENDPOINT"])
+    logging.getLogger("resource_scrub").warning("started")
+    kyo_otel.otp.sent("acme")
+    assert kyo_otel.shutdown(), "flushed within the bound"
+"""
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_resource_attributes_from_the_environment_are_scrubbed_on_every_signal(protocol):
+    # OTEL_RESOURCE_ATTRIBUTES is free text an operator writes; the resource went out unscrubbed
+    # with every span, log record and metric, over both OTLP protocols.
+    from kyo_otel.receiver import OtlpReceiver
+    from tests.support.subprocess_python import run_python
+
+    env = {"OTEL_RESOURCE_ATTRIBUTES": f"service.owner={EMAIL},deploy.api_token={API_KEY},team=otp",
+           "KYO_OTEL_OTLP_PROTOCOL": protocol}
+    with OtlpReceiver(protocol=protocol) as receiver:
+        done = run_python(RESOURCE_APP, env={**env, "ENDPOINT": receiver.endpoint})
+        assert done.returncode == 0, done.stderr
+    assert receiver.logs("started") and receiver.metric_points("kyo.otp.sent")
+    for raw in (EMAIL, "alice.chen", API_KEY):
+        assert not receiver.contains(raw), raw
+    resource = receiver.logs("started")[0].resource
+    assert (resource["service.owner"], resource["deploy.api_token"], resource["team"]) == (
+        "a***@example.com", "[scrubbed:token]", "otp")
