@@ -603,3 +603,34 @@ def test_resource_attributes_from_the_environment_are_scrubbed_on_every_signal(p
     resource = receiver.logs("started")[0].resource
     assert (resource["service.owner"], resource["deploy.api_token"], resource["team"]) == (
         "a***@example.com", "[scrubbed:token]", "otp")
+
+
+def test_camel_case_codes_config_keys_and_url_passwords_in_log_text_are_scrubbed(kyo_telemetry, redis_client, redis_server):
+    # Free text knew otp_code, smsCode and api_key, but not a mobile client's verifyCode, Flask's
+    # SECRET_KEY, or the password in a connection URL: all three went out in log bodies.
+    app = flask.Flask("camel_case_client")
+    app.config["SECRET_KEY"] = "f3a9c1e7b2d4-flask-signing"
+    store_url = redis_server.url.replace("redis://", "redis://default:p4ssw0rd-9c1e@")
+    log = logging.getLogger("camel_case_client")
+    log.info("otp store at %s, config SECRET_KEY=%s", store_url, app.config["SECRET_KEY"])
+
+    @app.post("/otp/verify")
+    def verify():
+        body = flask.request.get_json()
+        stored = redis_client.get(f"otp:{body['phoneNumber']}")
+        if stored is None or stored.decode() != body["verifyCode"]:
+            log.warning("verification failed: %s", flask.request.get_data(as_text=True))
+            return {"verified": False}, 401
+        return {"verified": True}
+
+    kyo_otel.instrument_app(app, kyo_telemetry.handle, redis=redis_client)
+    redis_client.set(f"otp:{PHONE}", CODE)
+    response = app.test_client().post("/otp/verify", json={"phoneNumber": PHONE, "verifyCode": "482913"})
+    assert response.status_code == 401
+
+    bodies = [record.message for record in kyo_telemetry.logs(logger="camel_case_client")]
+    assert bodies == [
+        f"otp store at {redis_server.url.replace('redis://', 'redis://default:[scrubbed:password]@')}, "
+        "config SECRET_KEY=[scrubbed:secret_key]",
+        'verification failed: {"phoneNumber": "+886*******78", "verifyCode": "[scrubbed:verifycode]"}',
+    ]
