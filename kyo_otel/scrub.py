@@ -23,8 +23,8 @@ One ``Scrubber`` is applied to every signal before any exporter sees it (see
 - **Phone and email keys** (``phone``, ``user.phone_number``, ``msisdn``, ``email``...): the
   value is masked even when it does not look typed (``912345678``, an int).
 - **URLs** (``url.full``, ``url.query``, ``http.target``, ``http.url``...): the path is kept
-  (and scrubbed as text); query values of sensitive keys become ``[scrubbed:<key>]`` and the
-  others are decoded and scrubbed.
+  (and scrubbed as text); query values of sensitive keys become ``[scrubbed:<key>]``, those of
+  phone and email keys are masked as above, and the others are decoded and scrubbed.
 - **Extra patterns** (``{"iban": r"..."}`` -> ``[scrubbed:iban]``) join the one combined
   pattern; a **callback** ``(key, value) -> value`` sees every string value after the built-in
   rules.
@@ -334,9 +334,15 @@ class Scrubber:
         for pair in query.split("&"):
             name, equals, value = pair.partition("=")
             if equals:
-                kind = self.key_kind(unquote_plus(name))
+                key = unquote_plus(name)
+                kind = self.key_kind(key)
                 if kind is not None and kind.startswith("secret:"):
                     value = SCRUBBED.format(kind[7:])
+                elif kind == "phone" or kind == "email":  # the key says what it is: ?phone=886912345678
+                    decoded = unquote(value)  # a "+" kept: it is more likely the number's own
+                    scrubbed = self.scrub_value(key, decoded)
+                    if scrubbed != decoded:
+                        value = scrubbed
                 elif "%" in value or "+" in value or self.may_match(value):
                     # A "+" may be a phone number's own (+886...) or an encoded space: mask the
                     # raw value first, then what it decodes to.

@@ -634,3 +634,20 @@ def test_camel_case_codes_config_keys_and_url_passwords_in_log_text_are_scrubbed
         "config SECRET_KEY=[scrubbed:secret_key]",
         'verification failed: {"phoneNumber": "+886*******78", "verifyCode": "[scrubbed:verifycode]"}',
     ]
+
+
+def test_a_phone_query_parameter_is_masked_whatever_its_value_looks_like(kyo_telemetry):
+    # The phone and email key rules held for attributes and bodies, not for the keys of a query:
+    # ?phone=886912345678 (a client that drops the "+") went out in url.query.
+    app = flask.Flask("phone_query")
+
+    @app.get("/otp/status")
+    def status():
+        return {"pending": False}
+
+    kyo_otel.instrument_app(app, kyo_telemetry.handle)
+    response = app.test_client().get("/otp/status?phone=886912345678&email=alice.chen%40example.com&lang=en")
+    assert response.status_code == 200
+
+    span = kyo_telemetry.span("GET /otp/status")
+    assert span.attributes["url.query"] == "phone=8869******78&email=a***@example.com&lang=en"
