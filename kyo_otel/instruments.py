@@ -115,6 +115,7 @@ class Recorder:
         self._sent = ProcessCounter(meter, catalog.OTP_SENT)
         self._verifications = ProcessCounter(meter, catalog.OTP_VERIFICATIONS)
         self._rate_limits = ProcessCounter(meter, catalog.RATE_LIMIT_HITS)
+        self._sanitize = sanitize  # metric attributes get no scrubbing exporter: free text goes through this
         allow = tuple(tenant_allowlist)
         self.guards = {
             spec.name: TenantGuard(spec.name, tenant_cap, allow, sanitize, self._count_overflow)
@@ -169,7 +170,8 @@ class Recorder:
         try:
             value = self.guards[catalog.RATE_LIMIT_HITS.name](tenant)
             attrs = self._cached(
-                ("rl", value, resource), lambda: {catalog.TENANT: value, catalog.RATE_LIMIT_RESOURCE: resource}
+                ("rl", value, resource),
+                lambda: {catalog.TENANT: value, catalog.RATE_LIMIT_RESOURCE: self._sanitize(str(resource))},
             )
             self._rate_limits.add(1, attrs)
         except Exception:

@@ -23,8 +23,8 @@ One ``Scrubber`` is applied to every signal before any exporter sees it (see
 - **Phone and email keys** (``phone``, ``user.phone_number``, ``msisdn``, ``email``...): the
   value is masked even when it does not look typed (``912345678``, an int).
 - **URLs** (``url.full``, ``url.query``, ``http.target``, ``http.url``...): the path is kept
-  (and scrubbed as text); query values of sensitive keys become ``[scrubbed:<key>]`` and the
-  others are decoded and scrubbed.
+  (and scrubbed as text); query values of sensitive keys become ``[scrubbed:<key>]``, those of
+  phone and email keys are masked as above, and the others are decoded and scrubbed.
 - **Extra patterns** (``{"iban": r"..."}`` -> ``[scrubbed:iban]``) join the one combined
   pattern; a **callback** ``(key, value) -> value`` sees every string value after the built-in
   rules.
@@ -94,12 +94,17 @@ URL_KEYS = frozenset(
 )
 # Free-text keys whose value is a secret (``password=...``, ``"token": "..."``).
 _SECRET_WORDS = (
-    r"password|passwd|pwd|passphrase|client[_-]?secret|secret|access[_-]?token|refresh[_-]?token|"
+    r"password|passwd|pwd|passphrase|client[_-]?secret|secret[_-]?access[_-]?key|"
+    r"(?:secret|private|access|signing|session)[_-]?key|secret|access[_-]?token|refresh[_-]?token|"
     r"id[_-]?token|token|x-api-key|api[_-]?key|authorization|set-cookie|cookie|session[_-]?id|sessionid|session"
 )
 # Free-text keys whose value is a one-time code: only a 4-8 character value with a digit counts,
 # so ``status code: 404`` and ``otp: sent`` stay, and ``otp:0912345678`` is left to the phone rule.
-_CODE_WORDS = r"otp[_-]?code|verification[_-]?code|sms[_-]?code|code|otp|pin|passcode"
+_CODE_WORDS = (
+    r"otp[_-]?code|verification[_-]?code|sms[_-]?code|"
+    # the camelCase keys of JSON bodies too (verifyCode, mfaCode): snake_case ones end in "code"
+    r"(?:verify|auth|login|mfa|security|confirmation|one[_-]?time|reset)[_-]?code|code|otp|pin|passcode"
+)
 _NOT_ALNUM_BEFORE = r"(?<![0-9A-Za-z])"
 _NOT_ALNUM_AFTER = r"(?![0-9A-Za-z])"
 _KEY_SEPARATOR = r"[\"']?[ \t]*[:=][ \t]*[\"']?"
@@ -110,13 +115,18 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
         r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}" + _NOT_ALNUM_AFTER,
     ),
     (
+        # The password of a URL's userinfo: redis://default:p4ss@redis.internal:6379/0.
+        "userinfo",
+        r"(?<=://)[^\s/:@?#]*:(?P<userinfo_value>[^\s/@?#]+)(?=@)",
+    ),
+    (
         "secret",
         r"(?=[PpSsTtAaXxCcIiRr])" + _NOT_ALNUM_BEFORE + r"(?P<secret_key>(?i:" + _SECRET_WORDS + r"))" + _NOT_ALNUM_AFTER + _KEY_SEPARATOR
         + r"(?P<secret_value>(?:(?i:bearer|basic|digest|token|bot)[ \t]+)?[^\s&,;\"'<>]+)",
     ),
     (
         "code",
-        r"(?=[OoVvSsCcPp])" + _NOT_ALNUM_BEFORE + r"(?P<code_key>(?i:" + _CODE_WORDS + r"))" + _NOT_ALNUM_AFTER
+        r"(?=[OoVvSsCcPpAaLlMmRr])" + _NOT_ALNUM_BEFORE + r"(?P<code_key>(?i:" + _CODE_WORDS + r"))" + _NOT_ALNUM_AFTER
         + r"(?:" + _KEY_SEPARATOR + r"|(?:[ \t]+is)?[ \t]+)"
         # ... and not the start of a longer number (``otp:0912-345-678`` is a phone number).
         + r"(?P<code_value>(?=[A-Za-z]*[0-9])[0-9A-Za-z]{4,8})" + _NOT_ALNUM_AFTER + r"(?![ .\-]\d)",
@@ -227,7 +237,7 @@ class Scrubber:
         self._pattern = re.compile("|".join([*branches.values(), *extra]))
         self._patterns: dict[tuple[bool, bool, bool], re.Pattern[str]] = {}
         for email, words, digits in itertools.product((False, True), repeat=3):
-            chosen = [branches["email"]] * email + [branches["secret"], branches["code"]] * words
+            chosen = [branches["email"], branches["userinfo"]] * email + [branches["secret"], branches["code"]] * words
             chosen += [branches["phone"]] * digits
             if chosen:
                 self._patterns[(email, words, digits)] = re.compile("|".join(chosen + extra))
@@ -304,6 +314,8 @@ class Scrubber:
             return _mask_phone_groups(found)
         if kind == "email":
             return mask_email(found)
+        if kind == "userinfo":
+            return found[: match.start("userinfo_value") - match.start()] + SCRUBBED.format("password")
         if kind == "secret" or kind == "code":
             start = match.start(kind + "_value") - match.start()
             return found[:start] + SCRUBBED.format(_normal(match.group(kind + "_key")))
@@ -322,9 +334,15 @@ class Scrubber:
         for pair in query.split("&"):
             name, equals, value = pair.partition("=")
             if equals:
-                kind = self.key_kind(unquote_plus(name))
+                key = unquote_plus(name)
+                kind = self.key_kind(key)
                 if kind is not None and kind.startswith("secret:"):
                     value = SCRUBBED.format(kind[7:])
+                elif kind == "phone" or kind == "email":  # the key says what it is: ?phone=886912345678
+                    decoded = unquote(value)  # a "+" kept: it is more likely the number's own
+                    scrubbed = self.scrub_value(key, decoded)
+                    if scrubbed != decoded:
+                        value = scrubbed
                 elif "%" in value or "+" in value or self.may_match(value):
                     # A "+" may be a phone number's own (+886...) or an encoded space: mask the
                     # raw value first, then what it decodes to.
@@ -354,7 +372,8 @@ class Scrubber:
                 scrubbed = self.scrub_url(value, query_only=key is not None and key.endswith("query"))
             elif kind == "phone":
                 scrubbed = self.scrub_text(value)
-                if scrubbed is value and _SIX_DIGITS.match(value) is not None:
+                # Compared by value: the memo of scrub_text hands back the equal text it saw first.
+                if scrubbed == value and _SIX_DIGITS.match(value) is not None:
                     scrubbed = mask_phone(value.strip())  # not typed like a phone number, but the key says so
             elif kind == "email" and "@" in value and " " not in value.strip():
                 scrubbed = mask_email(value.strip())

@@ -188,14 +188,15 @@ def _log_exporter(settings: Settings, kind: str) -> Any:
 
 
 def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
-    resource = build_resource(settings)
+    # Every exporter, whatever the profile, exports only scrubbed items; the scrubbing runs in
+    # the export thread (batch processors), not in the request (kyo's OTLP/gRPC encoders scrub
+    # as they encode, the other exporters get scrubbed copies). The resource is scrubbed once, here.
+    scrubber = (scrubber or Scrubber()) if settings.scrubbing else None
+    resource = build_resource(settings, scrubber)
     handle = Telemetry(settings, resource)
     if settings.disabled:
         return handle
-    # Every exporter, whatever the profile, exports only scrubbed items; the scrubbing runs in
-    # the export thread (batch processors), not in the request (kyo's OTLP/gRPC encoders scrub
-    # as they encode, the other exporters get scrubbed copies).
-    handle.scrubber = (scrubber or Scrubber()) if settings.scrubbing else None
+    handle.scrubber = scrubber
     traces.install_propagators()
     # Stable HTTP semantic conventions (http.request.method, url.path, http.response.status_code)
     # rather than the instrumentations' legacy default; an explicit user choice is kept.

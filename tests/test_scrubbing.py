@@ -523,3 +523,131 @@ def test_nothing_sensitive_reaches_the_collector_over_otlp(redis_server):
     for masked in ("+886*******78", "0912****78", "[scrubbed:code]", "[scrubbed:otp_code]", "[scrubbed:authorization]",
                    "a***@example.com", "SET ? ? ? ?", "aws.xray.trace_id"):
         assert masked in text, masked
+
+
+# --- leaks found by the leak hunt ----------------------------------------------------------
+
+
+def test_a_phone_key_masks_its_value_on_every_request_not_only_the_first(kyo_telemetry):
+    # The phone key rule masks what does not look typed ("912345678" under "phone"). It asked
+    # whether the text scrubber had returned the very same object; the text scrubber's memo
+    # returns the object it saw first, so from the second request with the same number on,
+    # the raw number went out.
+    app = flask.Flask("phone_key_every_request")
+    log = logging.getLogger("phone_key_every_request")
+
+    @app.post("/lookup")
+    def lookup():
+        phone = flask.request.get_json()["phone"]  # a new str object on every request
+        log.info("lookup", extra={"user.phone": phone})
+        return {"found": False}
+
+    kyo_otel.instrument_app(app, kyo_telemetry.handle)
+    client = app.test_client()
+    for _ in range(3):
+        assert client.post("/lookup", json={"phone": "987654321"}).status_code == 200
+
+    phones = [record.attributes["user.phone"] for record in kyo_telemetry.logs(message="lookup")]
+    assert phones == ["9876***21"] * 3
+
+
+def test_a_rate_limited_resource_is_scrubbed_like_the_tenant_id(kyo_telemetry, redis_client):
+    # Metric attributes get no scrubbing exporter: the tenant id went through the scrubber in its
+    # guard, the rate-limited resource (free text from the caller) went out as it was given.
+    app = flask.Flask("rate_limited_resource")
+
+    @app.post("/otp/send")
+    def send():
+        phone = flask.request.get_json()["phone"]
+        if redis_client.incr(f"rate:{phone}") > 1:
+            kyo_otel.rate_limited(flask.request.headers["X-Tenant-Id"], f"otp.send:{phone}")
+            return {"error": "rate_limited"}, 429
+        return {"sent": True}
+
+    kyo_otel.instrument_app(app, kyo_telemetry.handle, redis=redis_client)
+    client = app.test_client()
+    statuses = [client.post("/otp/send", json={"phone": PHONE}, headers={"X-Tenant-Id": "acme"}).status_code
+                for _ in range(2)]
+    assert statuses == [200, 429]
+
+    points = kyo_telemetry.metric_points("kyo.rate_limit.hits")
+    assert [point.attributes["kyo.rate_limit.resource"] for point in points] == ["otp.send:+886*******78"]
+
+
+RESOURCE_APP = """
+    import logging, os
+    import kyo_otel
+
+    kyo_otel.configure(environment="production", service_name="resource-scrub", otlp_endpoint=os.environ["ENDPOINT"])
+    logging.getLogger("resource_scrub").warning("started")
+    kyo_otel.otp.sent("acme")
+    assert kyo_otel.shutdown(), "flushed within the bound"
+"""
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_resource_attributes_from_the_environment_are_scrubbed_on_every_signal(protocol):
+    # OTEL_RESOURCE_ATTRIBUTES is free text an operator writes; the resource went out unscrubbed
+    # with every span, log record and metric, over both OTLP protocols.
+    from kyo_otel.receiver import OtlpReceiver
+    from tests.support.subprocess_python import run_python
+
+    env = {"OTEL_RESOURCE_ATTRIBUTES": f"service.owner={EMAIL},deploy.api_token={API_KEY},team=otp",
+           "KYO_OTEL_OTLP_PROTOCOL": protocol}
+    with OtlpReceiver(protocol=protocol) as receiver:
+        done = run_python(RESOURCE_APP, env={**env, "ENDPOINT": receiver.endpoint})
+        assert done.returncode == 0, done.stderr
+    assert receiver.logs("started") and receiver.metric_points("kyo.otp.sent")
+    for raw in (EMAIL, "alice.chen", API_KEY):
+        assert not receiver.contains(raw), raw
+    resource = receiver.logs("started")[0].resource
+    assert (resource["service.owner"], resource["deploy.api_token"], resource["team"]) == (
+        "a***@example.com", "[scrubbed:token]", "otp")
+
+
+def test_camel_case_codes_config_keys_and_url_passwords_in_log_text_are_scrubbed(kyo_telemetry, redis_client, redis_server):
+    # Free text knew otp_code, smsCode and api_key, but not a mobile client's verifyCode, Flask's
+    # SECRET_KEY, or the password in a connection URL: all three went out in log bodies.
+    app = flask.Flask("camel_case_client")
+    app.config["SECRET_KEY"] = "f3a9c1e7b2d4-flask-signing"
+    store_url = redis_server.url.replace("redis://", "redis://default:p4ssw0rd-9c1e@")
+    log = logging.getLogger("camel_case_client")
+    log.info("otp store at %s, config SECRET_KEY=%s", store_url, app.config["SECRET_KEY"])
+
+    @app.post("/otp/verify")
+    def verify():
+        body = flask.request.get_json()
+        stored = redis_client.get(f"otp:{body['phoneNumber']}")
+        if stored is None or stored.decode() != body["verifyCode"]:
+            log.warning("verification failed: %s", flask.request.get_data(as_text=True))
+            return {"verified": False}, 401
+        return {"verified": True}
+
+    kyo_otel.instrument_app(app, kyo_telemetry.handle, redis=redis_client)
+    redis_client.set(f"otp:{PHONE}", CODE)
+    response = app.test_client().post("/otp/verify", json={"phoneNumber": PHONE, "verifyCode": "482913"})
+    assert response.status_code == 401
+
+    bodies = [record.message for record in kyo_telemetry.logs(logger="camel_case_client")]
+    assert bodies == [
+        f"otp store at {redis_server.url.replace('redis://', 'redis://default:[scrubbed:password]@')}, "
+        "config SECRET_KEY=[scrubbed:secret_key]",
+        'verification failed: {"phoneNumber": "+886*******78", "verifyCode": "[scrubbed:verifycode]"}',
+    ]
+
+
+def test_a_phone_query_parameter_is_masked_whatever_its_value_looks_like(kyo_telemetry):
+    # The phone and email key rules held for attributes and bodies, not for the keys of a query:
+    # ?phone=886912345678 (a client that drops the "+") went out in url.query.
+    app = flask.Flask("phone_query")
+
+    @app.get("/otp/status")
+    def status():
+        return {"pending": False}
+
+    kyo_otel.instrument_app(app, kyo_telemetry.handle)
+    response = app.test_client().get("/otp/status?phone=886912345678&email=alice.chen%40example.com&lang=en")
+    assert response.status_code == 200
+
+    span = kyo_telemetry.span("GET /otp/status")
+    assert span.attributes["url.query"] == "phone=8869******78&email=a***@example.com&lang=en"
