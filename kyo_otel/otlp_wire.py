@@ -102,7 +102,7 @@ class _WireEncoder:
         self.scrubber = scrubber
         # A scrubber with a callback is asked about every value, as the scrubbing exporters do.
         self._memoize = scrubber is None or scrubber.memoizable
-        self._failures = _FailClosed(self.signal)
+        self._failures = _FailClosed(self.signal, "scrub or encode")
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, tuple[bytes, bytes]]] = {}
 
@@ -188,9 +188,9 @@ class _WireEncoder:
             try:
                 encoded = encode_item(item)
             except Exception:
-                if self.scrubber is None:
-                    raise
-                self._failures.dropped()  # fail closed: a record that cannot be scrubbed is not sent
+                # Fail closed: a record that cannot be scrubbed is not sent; one that cannot be
+                # encoded (a lone surrogate in a body) costs itself, not its 511 neighbours.
+                self._failures.dropped()
                 continue
             resource, scope = item.resource, item.instrumentation_scope or None
             group = by_identity.get((id(resource), id(scope)))

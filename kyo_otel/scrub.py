@@ -451,8 +451,9 @@ def _bounded(original: Any, scrubbed: dict[str, Any]) -> Mapping[str, Any]:
 class _FailClosed:
     """An item that cannot be scrubbed is dropped (and counted), never exported raw."""
 
-    def __init__(self, signal: str) -> None:
+    def __init__(self, signal: str, failed_to: str = "scrub") -> None:
         self.signal = signal
+        self.failed_to = failed_to
         self._warned = False
 
     def dropped(self, count: int = 1) -> None:
@@ -461,7 +462,7 @@ class _FailClosed:
         recorder().dropped(self.signal, count)
         if not self._warned:
             self._warned = True
-            _logger.warning("kyo_otel could not scrub a %s record; it was dropped", self.signal, exc_info=True)
+            _logger.warning("kyo_otel could not %s a %s record; it was dropped", self.failed_to, self.signal, exc_info=True)
 
 
 class _ScrubbingExporter:

@@ -231,7 +231,22 @@ def test_a_record_that_cannot_be_scrubbed_is_dropped_not_sent(caplog):
         request = _sent(SpanEncoder(Scrubber(callback=broken)), _spans(record))
     names = [span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
     assert names == ["kept"]
-    assert "could not scrub a traces record" in caplog.text
+    assert "could not scrub or encode a traces record" in caplog.text
+
+
+def test_a_record_that_cannot_be_encoded_costs_only_itself(caplog):
+    """Without scrubbing too: a body with a lone surrogate (text no UTF-8 can carry) is dropped
+    and counted; the batch's other records go."""
+    def emit(provider):
+        logger = provider.get_logger("wire-test")
+        for body in ("before", "bad \udc80 body", "after"):
+            logger.emit(body=body)
+
+    with caplog.at_level(logging.WARNING, logger="kyo_otel.scrub"):
+        request = _sent(LogEncoder(), _log_records(emit))
+    bodies = [r.body.string_value for rl in request.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    assert bodies == ["before", "after"]
+    assert "could not scrub or encode a logs record" in caplog.text
 
 
 def test_kyo_lean_spans_encode_as_the_sdk_encodes_them():
