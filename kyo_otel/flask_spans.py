@@ -36,6 +36,7 @@ from opentelemetry.util.http import (
 )
 
 from kyo_otel.catalog import HTTP_METHODS
+from kyo_otel.errors import ConfigError
 from kyo_otel.runtime_context import attach, current_context, current_span, detach, with_span
 from kyo_otel.spans import LeanTracer, end_quietly, record_error
 from kyo_otel.version import __version__
@@ -137,8 +138,8 @@ class HeaderCapture:
     Read and compiled once, when the app is instrumented; kyo_otel's scrubber still masks
     credentials and phone numbers in what is captured before it is exported."""
 
-    def __init__(self, names: str | None, sanitized: str | None, prefix: str) -> None:
-        match, redact = _any_of(names), _any_of(sanitized)
+    def __init__(self, names: str | None, sanitized: str | None, prefix: str, variables: tuple[str, str] = ("", "")) -> None:
+        match, redact = _any_of(names, variables[0]), _any_of(sanitized, variables[1])
         self._match = match.fullmatch if match is not None else None
         self._redact = redact.search if redact is not None else None
         self._prefix = prefix
@@ -163,17 +164,27 @@ class HeaderCapture:
 
     @classmethod
     def from_environment(cls) -> tuple[HeaderCapture, HeaderCapture]:
-        sanitized = os.environ.get(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)
+        """The two captures the ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*`` variables ask for;
+        ``kyo_otel.ConfigError`` naming the variable for a pattern that does not compile."""
+        sanitize = OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS
+        sanitized = os.environ.get(sanitize)
+        request, response = OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST, OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE
         return (
-            cls(os.environ.get(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST), sanitized, "http.request.header."),
-            cls(os.environ.get(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE), sanitized, "http.response.header."),
+            cls(os.environ.get(request), sanitized, "http.request.header.", (request, sanitize)),
+            cls(os.environ.get(response), sanitized, "http.response.header.", (response, sanitize)),
         )
 
 
-def _any_of(patterns: str | None) -> re.Pattern[str] | None:
+def _any_of(patterns: str | None, variable: str = "") -> re.Pattern[str] | None:
     """One case-insensitive alternation of comma-separated patterns; ``None`` when there are none."""
     names = [p.strip() for p in (patterns or "").split(",") if p.strip()]
-    return re.compile("|".join(names), re.IGNORECASE) if names else None
+    try:
+        return re.compile("|".join(names), re.IGNORECASE) if names else None
+    except re.error as error:
+        raise ConfigError(
+            variable or "header capture", patterns, f"comma-separated header names or regular expressions ({error})",
+            "environment",
+        ) from None
 
 
 def _request_headers(environ: Any) -> Iterator[tuple[str, str]]:

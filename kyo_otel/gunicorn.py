@@ -29,8 +29,11 @@ def on_starting(server: Any) -> None:
     with it gunicorn stops at once with one line naming the setting, the value and what is
     allowed. Only the environment is checked: ``configure()`` arguments are the app's own.
     """
+    from kyo_otel.flask_spans import HeaderCapture
+
     try:
         config.resolve_settings()
+        HeaderCapture.from_environment()  # the OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_* patterns
     except ConfigError as exc:
         raise SystemExit(f"kyo_otel: configuration error: {exc}") from None
 

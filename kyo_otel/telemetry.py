@@ -319,6 +319,10 @@ def configure(
     """
     global _current, _atexit_registered
     resolved = resolve_settings(settings, env)
+    if app is not None:  # its header captures checked before anything is installed
+        from kyo_otel.flask_spans import HeaderCapture
+
+        HeaderCapture.from_environment()
     with _lock:
         after_fork()  # no-op unless configured before a fork that skipped the fork hooks
         if _current is None:

@@ -20,6 +20,10 @@ BAD_SETTINGS = [
     pytest.param({"OTEL_TRACES_SAMPLER_ARG": "2"},
                  "invalid sample_ratio '2' (from OTEL_TRACES_SAMPLER_ARG): expected a number in [0, 1]",
                  id="sampler-ratio-2"),
+    pytest.param({"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "x-tenant-id,("},
+                 "invalid OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST 'x-tenant-id,(' (from environment): "
+                 "expected comma-separated header names or regular expressions",
+                 id="header-capture-pattern"),
 ]
 
 
