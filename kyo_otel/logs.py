@@ -184,11 +184,17 @@ class KyoLoggingHandler(LoggingHandler):
         the batch queue, which is thread-safe, so records need not wait for one another."""
         if self._direct is None:
             return super().handle(record)
-        passed = self.filter(record)
-        if isinstance(passed, logging.LogRecord):  # Python 3.12+: a filter may return a replacement
-            record = passed
-        if passed:
-            self.emit(record)
+        passed: Any = True
+        if self.filters:
+            passed = self.filter(record)
+            if isinstance(passed, logging.LogRecord):  # Python 3.12+: a filter may return a replacement
+                record = passed
+            if not passed:
+                return passed
+        try:
+            self._emit(record)  # what emit() does, one call less
+        except Exception:
+            self.handleError(record)
         return passed
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -24,9 +24,11 @@ that cannot be built on this SDK version (a self-check at construction) also fal
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
+from random import getrandbits
 from collections.abc import Mapping
 from time import time_ns
 from typing import Any
@@ -280,6 +282,11 @@ class LeanTracer:
         self._span_context = _valid_span_context if type(ids) is RandomIdGenerator else SpanContext
         self._generate_trace_id = ids.generate_trace_id
         self._generate_span_id = ids.generate_span_id
+        # That generator draws getrandbits(64) (128 for a trace id) until the id is not 0, the
+        # invalid one: here one draw is a C call, and only a 0 asks the generator again.
+        random_ids = type(ids) is RandomIdGenerator
+        self._draw_span_id = functools.partial(getrandbits, 64) if random_ids else ids.generate_span_id
+        self._draw_trace_id = functools.partial(getrandbits, 128) if random_ids else ids.generate_trace_id
         self._is_trace_id_random = ids.is_trace_id_random
         self._should_sample = self.sampler.should_sample
         self._on_start = self.span_processor.on_start
@@ -325,14 +332,14 @@ class LeanTracer:
             if flags & _SAMPLED and (self._samples_remote_children if remote else self._samples_local_children):
                 # What the sampler answers for a sampled parent (see _parent_based_always_on),
                 # without asking it.
-                span_context = self._span_context(trace_id, self._generate_span_id(), False, _TRACE_FLAGS[_SAMPLED | random], trace_state)
+                span_context = self._span_context(trace_id, self._draw_span_id() or self._generate_span_id(), False, _TRACE_FLAGS[_SAMPLED | random], trace_state)
                 return self._started(name, span_context, parent, kind, attributes, context, True)
         else:
             parent = None  # type: ignore[assignment]
-            trace_id = self._generate_trace_id()
+            trace_id = self._draw_trace_id() or self._generate_trace_id()
             random = _RANDOM if self._is_trace_id_random() else 0
             if self._samples_roots:  # the same, for a root span: no trace state
-                span_context = self._span_context(trace_id, self._generate_span_id(), False, _TRACE_FLAGS[_SAMPLED | random], None)
+                span_context = self._span_context(trace_id, self._draw_span_id() or self._generate_span_id(), False, _TRACE_FLAGS[_SAMPLED | random], None)
                 return self._started(name, span_context, None, kind, attributes, context, True)
         result = self._should_sample(context, trace_id, name, kind, attributes, ())
         if result.attributes != attributes:  # a sampler that adds or changes attributes: the SDK's path
@@ -340,7 +347,7 @@ class LeanTracer:
         decision = result.decision
         sampled = decision.is_sampled()
         span_context = self._span_context(
-            trace_id, self._generate_span_id(), False, _TRACE_FLAGS[(_SAMPLED if sampled else 0) | random], result.trace_state
+            trace_id, self._draw_span_id() or self._generate_span_id(), False, _TRACE_FLAGS[(_SAMPLED if sampled else 0) | random], result.trace_state
         )
         if not decision.is_recording():
             return NonRecordingSpan(span_context)

@@ -334,3 +334,18 @@ def test_a_tracer_disabled_later_by_its_configurator_makes_no_lean_spans():
     provider._set_tracer_configurator(tracer_configurator=lambda scope: _TracerConfig(is_enabled=True))
     tracer.start_span("on again").end()
     assert [s.name for s in exporter.get_finished_spans()] == ["on", "on again"]
+
+
+def test_a_drawn_id_of_zero_is_drawn_again_as_the_sdk_generator_does():
+    """Ids are drawn with one getrandbits call; 0, the invalid id (one draw in 2**64), goes back
+    to the SDK's generator, which draws until it gets another."""
+    provider, exporter, _ = _provider(sampler=ParentBased(ALWAYS_ON))
+    tracer = LeanTracer(provider.get_tracer("t"))
+    tracer._draw_span_id = tracer._draw_trace_id = lambda: 0  # what getrandbits returns once in 2**64 draws
+    root = _start(tracer, "root")
+    child = _start(tracer, "child", context=trace_api.set_span_in_context(root))
+    for span in (child, root):
+        span.end()
+    contexts = [s.get_span_context() for s in exporter.get_finished_spans()]
+    assert all(c.is_valid and c.span_id and c.trace_id for c in contexts)
+    assert contexts[0].trace_id == contexts[1].trace_id
