@@ -80,21 +80,21 @@ def _sdk_api_record(fields: dict[str, Any]) -> LogRecord:
     return LogRecord(**fields)
 
 
-def _filled(cls: type, fields: dict[str, Any]) -> Any:
-    """An instance of ``cls`` holding ``fields`` as its attributes, without running ``__init__``
-    (whose work, for the records the handler builds, is only these assignments)."""
-    instance = cls.__new__(cls)
-    object.__setattr__(instance, "__dict__", fields)
-    return instance
+# The lean builders make an instance holding the fields as its attributes, without running
+# ``__init__`` (whose work, for the records the handler builds, is only these assignments).
 
 
 def _lean_readable(record: LogRecord, resource: Any, scope: Any) -> ReadableLogRecord:
-    return _filled(ReadableLogRecord, {"log_record": record, "resource": resource, "instrumentation_scope": scope, "limits": None})
+    readable = ReadableLogRecord.__new__(ReadableLogRecord)
+    object.__setattr__(readable, "__dict__", {"log_record": record, "resource": resource, "instrumentation_scope": scope, "limits": None})
+    return readable
 
 
 def _lean_api_record(fields: dict[str, Any]) -> LogRecord:
     fields["exception"] = None
-    return _filled(LogRecord, fields)  # type: ignore[no-any-return]
+    record = LogRecord.__new__(LogRecord)
+    object.__setattr__(record, "__dict__", fields)
+    return record
 
 
 def _lean_records_match() -> bool:
