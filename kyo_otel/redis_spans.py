@@ -238,22 +238,6 @@ def _pipeline_span(instance: Any, _: Any) -> tuple[str, dict[str, Any]]:
 _Describe = Callable[[Any, Any], tuple[str, dict[str, Any]]]
 
 
-def _begin(describe: _Describe, instance: Any, args: Any) -> tuple[Any, object] | None:
-    """Start the span and make it current; ``None`` (no span) when uninstalled, when contrib
-    instruments redis, under ``suppress_instrumentation()``, or if describing the call failed:
-    a telemetry failure never reaches the command."""
-    tracer = _state.tracer  # read once: uninstall() may run on another thread
-    if tracer is None or _contrib._is_instrumented_by_opentelemetry or not instrumentation_enabled():
-        return None
-    try:
-        name, attributes = describe(instance, args)
-        span = tracer.start_span(name, None, _CLIENT, attributes)
-        return span, attach(with_span(span))
-    except Exception:
-        _logger.debug("kyo_otel: no span for this Redis call", exc_info=True)
-        return None
-
-
 _NOT_ERRORS: tuple[type[BaseException], ...] = (redis.WatchError,)
 """A transaction's expected retry signal, not an error (contrib leaves the status unset)."""
 
@@ -261,24 +245,37 @@ _NOT_ERRORS: tuple[type[BaseException], ...] = (redis.WatchError,)
 class _ClientSpan:
     """The span around one call (sync or async): current while the call runs; an exception out of
     it recorded as the SDK's ``start_as_current_span`` (contrib's) records it, an exception event
-    and ERROR status, except a transaction's expected retry signal (``_NOT_ERRORS``); no span at
-    all when ``_begin`` gives none."""
+    and ERROR status, except a transaction's expected retry signal (``_NOT_ERRORS``).
 
-    __slots__ = ("_started",)
+    No span at all when uninstalled, when contrib instruments redis, under
+    ``suppress_instrumentation()``, or if describing the call failed: a telemetry failure never
+    reaches the command."""
+
+    __slots__ = ("_span", "_token")
 
     def __init__(self, describe: _Describe, instance: Any, args: Any) -> None:
-        self._started = _begin(describe, instance, args)
+        self._span: Any = None
+        tracer = _state.tracer  # read once: uninstall() may run on another thread
+        if tracer is None or _contrib._is_instrumented_by_opentelemetry or not instrumentation_enabled():
+            return
+        try:
+            name, attributes = describe(instance, args)
+            span = tracer.start_span(name, None, _CLIENT, attributes)
+            self._token = attach(with_span(span))
+            self._span = span
+        except Exception:
+            _logger.debug("kyo_otel: no span for this Redis call", exc_info=True)
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
-        if self._started is None:
+        span = self._span
+        if span is None:
             return
-        span, token = self._started
         if isinstance(error, Exception) and not isinstance(error, _NOT_ERRORS) and span.is_recording():
             record_error(span, error)
-        detach(token)
+        detach(self._token)
         end_quietly(span)
 
 
