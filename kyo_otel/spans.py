@@ -202,18 +202,51 @@ class LeanSpan(sdk_trace.Span):
 
 def end_quietly(span: trace_api.Span) -> None:
     """``span.end()`` for a span around application code: a span processor that raises in
-    ``on_end`` (the SDK calls them in turn, unguarded) costs the span, never the request. Logged
-    once at WARNING, then at DEBUG."""
-    global _end_failures
+    ``on_end`` (the SDK calls them in turn, unguarded) costs the span, never the request."""
     try:
         span.end()
     except Exception:
-        _end_failures += 1
-        level = logging.WARNING if _end_failures == 1 else logging.DEBUG
-        _logger.log(level, "kyo_otel: ending a span failed (a span processor raised); the request goes on", exc_info=True)
+        _processor_failed("ending a span")
 
 
-_end_failures = 0
+class GuardedSpanProcessors(SynchronousMultiSpanProcessor):
+    """The SDK's multi-processor, each processor's hook guarded: one that raises loses its own
+    work on that span, the processors after it still run, and the code that started or ended
+    the span never sees it. The SDK's calls them in turn, unguarded, so a bug in any processor
+    raised out of ``start_span()`` or ``span.end()`` into the request, for every span (the
+    contrib instrumentations' and the application's own). kyo_otel's tracer provider uses it."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        for processor in self._span_processors:
+            try:
+                processor.on_start(span, parent_context=parent_context)
+            except Exception:
+                _processor_failed("a span processor's on_start")
+
+    def _on_ending(self, span: Any) -> None:
+        for processor in self._span_processors:
+            try:
+                processor._on_ending(span)  # noqa: SLF001 - the SDK's own hook
+            except Exception:
+                _processor_failed("a span processor's _on_ending")
+
+    def on_end(self, span: Any) -> None:
+        for processor in self._span_processors:
+            try:
+                processor.on_end(span)
+            except Exception:
+                _processor_failed("a span processor's on_end")
+
+
+_processor_failures = 0
+
+
+def _processor_failed(what: str) -> None:
+    """Logged once at WARNING, then at DEBUG: a broken processor fails on every span."""
+    global _processor_failures
+    _processor_failures += 1
+    level = logging.WARNING if _processor_failures == 1 else logging.DEBUG
+    _logger.log(level, "kyo_otel: %s failed; the span's caller goes on", what, exc_info=True)
 
 
 def _parent_based_always_on(sampler: Any) -> tuple[bool, bool, bool]:
@@ -295,7 +328,7 @@ class LeanTracer:
         """(the provider's processor tuple, its batch queue's ``emit``) while that tuple is one
         ``BatchSpanProcessor``: ``LeanSpan.end`` then queues the span itself."""
         processor = self.span_processor
-        if type(processor) is SynchronousMultiSpanProcessor:
+        if type(processor) in (SynchronousMultiSpanProcessor, GuardedSpanProcessors):
             processors = processor._span_processors  # noqa: SLF001
             if len(processors) == 1 and type(processors[0]) is BatchSpanProcessor:
                 self.queue = (processors, processors[0]._batch_processor.emit)  # noqa: SLF001

@@ -387,3 +387,40 @@ def test_an_exception_that_cannot_be_printed_gets_the_apps_error_response(kyo_te
     span = kyo_telemetry.span("GET /unprintable")
     assert span.status.status_code is trace.StatusCode.ERROR
     assert span.attributes["http.response.status_code"] == 500
+
+
+GUARDED = """
+import json
+from flask import Flask
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor
+import kyo_otel
+
+class Failing(SpanProcessor):
+    def on_start(self, span, parent_context=None):
+        raise RuntimeError("processor bug")
+
+    def on_end(self, span):
+        raise RuntimeError("processor bug")
+
+handle = kyo_otel.configure(environment="test", instrumentation="contrib")
+app = Flask("guarded")
+
+@app.get("/work")
+def work():
+    with trace.get_tracer("app").start_as_current_span("inner"):
+        return {"ok": True}
+
+kyo_otel.instrument_app(app)
+handle.tracer_provider.add_span_processor(Failing())
+response = app.test_client().get("/work")
+print(json.dumps([response.status_code, sorted(s.name for s in handle.memory.spans.get_finished_spans())]))
+"""
+
+
+def test_a_failing_span_processor_costs_nothing_to_contrib_or_application_spans():
+    """kyo_otel's tracer provider guards each processor's hooks: with the contrib server span and
+    the application's own span, a processor raising in on_start and on_end still leaves a 200
+    and both spans exported by the processors that work."""
+    status, names = last_json_line(run_python(GUARDED))
+    assert status == 200 and names == ["GET /work", "inner"]
