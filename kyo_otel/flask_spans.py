@@ -138,7 +138,7 @@ class HeaderCapture:
     Read and compiled once, when the app is instrumented; kyo_otel's scrubber still masks
     credentials and phone numbers in what is captured before it is exported."""
 
-    def __init__(self, names: str | None, sanitized: str | None, prefix: str, variables: tuple[str, str] = ("", "")) -> None:
+    def __init__(self, names: str | None, sanitized: str | None, prefix: str, variables: tuple[str, str]) -> None:
         match, redact = _any_of(names, variables[0]), _any_of(sanitized, variables[1])
         self._match = match.fullmatch if match is not None else None
         self._redact = redact.search if redact is not None else None
@@ -175,14 +175,14 @@ class HeaderCapture:
         )
 
 
-def _any_of(patterns: str | None, variable: str = "") -> re.Pattern[str] | None:
+def _any_of(patterns: str | None, variable: str) -> re.Pattern[str] | None:
     """One case-insensitive alternation of comma-separated patterns; ``None`` when there are none."""
     names = [p.strip() for p in (patterns or "").split(",") if p.strip()]
     try:
         return re.compile("|".join(names), re.IGNORECASE) if names else None
     except re.error as error:
         raise ConfigError(
-            variable or "header capture", patterns, f"comma-separated header names or regular expressions ({error})",
+            variable, patterns, f"comma-separated header names or regular expressions ({error})",
             "environment",
         ) from None
 

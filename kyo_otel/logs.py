@@ -164,7 +164,7 @@ class KyoLoggingHandler(LoggingHandler):
         super().__init__(*args, **kwargs)
         self._direct = direct
         """The ``BatchProcessor`` behind kyo_otel's batch log processor, or None (SDK path)."""
-        self._loggers: dict[str, tuple[Any, Any]] = {}
+        self._loggers: dict[str, tuple[Any, Any, int]] = {}
 
     def _logger(self, name: str) -> tuple[Any, Any, int]:
         """The SDK logger of a stdlib logger name, its ``_is_enabled`` (None where it has none),

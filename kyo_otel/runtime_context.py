@@ -112,7 +112,3 @@ def _span_context_getter() -> Any:
 span_context_fields = _span_context_getter()
 """``span_context_fields(span_context)`` -> (trace_id, span_id, is_remote, trace_flags, trace_state,
 is_valid), in one C call."""
-
-
-DIRECT = _variable is not None
-"""Whether the functions above read the context variable directly (the default runtime context)."""

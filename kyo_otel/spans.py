@@ -311,16 +311,17 @@ class LeanTracer:
         # time): read here without the call.
         self._config_holder = tracer if type(tracer)._is_enabled is sdk_trace.Tracer._is_enabled else None
         ids = tracer.id_generator
+        random_ids = type(ids) is RandomIdGenerator
         # The SDK's random generator never returns an invalid id: no need to check each.
-        self._span_context = _valid_span_context if type(ids) is RandomIdGenerator else SpanContext
+        self._span_context = _valid_span_context if random_ids else SpanContext
         self._generate_trace_id = ids.generate_trace_id
         self._generate_span_id = ids.generate_span_id
         # That generator draws getrandbits(64) (128 for a trace id) until the id is not 0, the
-        # invalid one: here one draw is a C call, and only a 0 asks the generator again.
-        random_ids = type(ids) is RandomIdGenerator
+        # invalid one: here one draw is a C call, and only a 0 asks the generator again. Its
+        # is_trace_id_random() is always True: answered here by a C call too.
         self._draw_span_id = functools.partial(getrandbits, 64) if random_ids else ids.generate_span_id
         self._draw_trace_id = functools.partial(getrandbits, 128) if random_ids else ids.generate_trace_id
-        self._is_trace_id_random = ids.is_trace_id_random
+        self._is_trace_id_random = functools.partial(bool, True) if random_ids else ids.is_trace_id_random
         self._should_sample = self.sampler.should_sample
         self._on_start = self.span_processor.on_start
         self._samples_roots, self._samples_local_children, self._samples_remote_children = _parent_based_always_on(self.sampler)
