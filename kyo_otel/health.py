@@ -18,6 +18,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from kyo_otel import catalog
+from kyo_otel.histogram import fork_safe
 from kyo_otel.instruments import create_instrument
 
 _logger = logging.getLogger(__name__)
@@ -86,6 +87,10 @@ class ActiveTenants:
         self.max_pending = max_pending
         self._local: dict[str, float] = {}
         self._pending: dict[str, float] = {}
+        self._new_locks()
+        fork_safe(self)
+
+    def _new_locks(self) -> None:
         self._lock = threading.Lock()
 
     def mark(self, tenant: str | None) -> None:

@@ -223,14 +223,17 @@ def test_a_child_forked_while_a_lock_was_held_can_still_record():
     assert _exit_code_of_child_forked_holding(counter, lambda: counter.add(1, {"k": "v"})) == 0
 
 
-def test_a_child_forked_while_the_tenant_guard_or_the_drop_counter_was_locked_goes_on():
+def test_a_child_forked_while_the_tenant_guard_drop_counter_or_active_tenants_was_locked_goes_on():
     import logging
 
     from kyo_otel.cardinality import TenantGuard
     from kyo_otel.drops import _QUEUE_FULL, DropCounter
+    from kyo_otel.health import ActiveTenants
 
     guard = TenantGuard("otp.sent", cap=10)
     drops = DropCounter()
     queue_full = logging.LogRecord("opentelemetry", logging.WARNING, __file__, 1, _QUEUE_FULL + ", dropping %s.", ("span",), None)
     assert _exit_code_of_child_forked_holding(guard, lambda: guard("a-new-tenant")) == 0
     assert _exit_code_of_child_forked_holding(drops, lambda: drops.filter(queue_full)) == 0
+    active = ActiveTenants(None, window=60)
+    assert _exit_code_of_child_forked_holding(active, active.count) == 0
