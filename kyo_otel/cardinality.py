@@ -29,8 +29,14 @@ class TenantGuard:
         allowlist: Iterable[str] = (),
         sanitize: Callable[[str], str] = str,
         on_overflow: Callable[[str], None] | None = None,
+        values: str = "tenant ids",
+        advice: str = "raise KYO_OTEL_TENANT_CARDINALITY_CAP or list important tenants in KYO_OTEL_TENANT_ALLOWLIST",
     ) -> None:
+        """``values`` and ``advice`` word the warning: the same bound serves other dimensions
+        whose values come from callers (the rate-limited resources)."""
         self.metric_name = metric_name
+        self._values = values
+        self._advice = advice
         self.cap = cap
         self._allow = frozenset(allowlist)
         self._sanitize = sanitize
@@ -80,9 +86,10 @@ class TenantGuard:
         if not self._warned:
             self._warned = True
             _logger.warning(
-                "metric %s reached its cap of %d distinct tenant ids; further tenants are recorded as %r "
-                "(raise KYO_OTEL_TENANT_CARDINALITY_CAP or list important tenants in KYO_OTEL_TENANT_ALLOWLIST)",
+                "metric %s reached its cap of %d distinct %s; further ones are recorded as %r (%s)",
                 self.metric_name,
                 self.cap,
+                self._values,
                 TENANT_OVERFLOW,
+                self._advice,
             )

@@ -25,6 +25,8 @@ from kyo_otel.histogram import ProcessHistogram, fork_safe
 from kyo_otel.metrics import WithProcessMetrics
 
 _logger = logging.getLogger(__name__)
+RATE_LIMIT_RESOURCE_CAP = 32
+"""Distinct rate-limited resources a process reports before folding new ones into the overflow value."""
 
 
 def create_instrument(meter: Meter, spec: MetricSpec, callbacks: Iterable[Callable[[CallbackOptions], Iterable[Observation]]] = ()) -> Any:
@@ -115,7 +117,13 @@ class Recorder:
         self._sent = ProcessCounter(meter, catalog.OTP_SENT)
         self._verifications = ProcessCounter(meter, catalog.OTP_VERIFICATIONS)
         self._rate_limits = ProcessCounter(meter, catalog.RATE_LIMIT_HITS)
-        self._sanitize = sanitize  # metric attributes get no scrubbing exporter: free text goes through this
+        # Rate-limited resources are meant to be a few fixed names (otp.send): each is a billed
+        # CloudWatch metric, so caller text (a phone number, a URL) is bounded like tenant ids,
+        # and scrubbed (metric attributes get no scrubbing exporter).
+        self._resources = TenantGuard(
+            catalog.RATE_LIMIT_HITS.name, RATE_LIMIT_RESOURCE_CAP, (), sanitize, None,
+            values="rate-limited resources", advice="pass a fixed name such as 'otp.send'; caller text belongs in logs",
+        )
         allow = tuple(tenant_allowlist)
         self.guards = {
             spec.name: TenantGuard(spec.name, tenant_cap, allow, sanitize, self._count_overflow)
@@ -126,6 +134,12 @@ class Recorder:
         self._failed = False
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def reset_guards(self) -> None:
+        """Forget the tenant ids and resources the cardinality guards admitted (tests start each
+        case from empty guards)."""
+        for guard in (*self.guards.values(), self._resources):
+            guard.reset()
 
     def _count_overflow(self, metric_name: str) -> None:
         self._overflow.add(1, self._overflow_attrs[metric_name])
@@ -169,10 +183,8 @@ class Recorder:
     def rate_limited(self, tenant: str | None, resource: str) -> None:
         try:
             value = self.guards[catalog.RATE_LIMIT_HITS.name](tenant)
-            attrs = self._cached(
-                ("rl", value, resource),
-                lambda: {catalog.TENANT: value, catalog.RATE_LIMIT_RESOURCE: self._sanitize(str(resource))},
-            )
+            guarded = self._resources(str(resource))
+            attrs = self._cached(("rl", value, guarded), lambda: {catalog.TENANT: value, catalog.RATE_LIMIT_RESOURCE: guarded})
             self._rate_limits.add(1, attrs)
         except Exception:
             self._fail(catalog.RATE_LIMIT_HITS.name)

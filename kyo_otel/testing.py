@@ -252,8 +252,8 @@ class CapturedTelemetry:
 
     def clear(self) -> None:
         """Forget everything captured so far, including metric deltas not yet collected and the
-        tenant ids the cardinality guards have admitted (a flood in one test must not push the
-        next test's tenants into the overflow value)."""
+        tenant ids and resources the cardinality guards have admitted (a flood in one test must not
+        push the next test's values into the overflow value)."""
         if self.handle.memory.spans is not None:
             self.handle.memory.spans.clear()
         if self.handle.memory.logs is not None:
@@ -261,9 +261,9 @@ class CapturedTelemetry:
         if self.handle.memory.metrics is not None:
             self.handle.memory.metrics.get_metrics_data()
         self._points.clear()
-        recorder = instruments.recorder()
-        for guard in getattr(recorder, "guards", {}).values():
-            guard.reset()
+        reset_guards = getattr(instruments.recorder(), "reset_guards", None)  # none without metrics
+        if reset_guards is not None:
+            reset_guards()
 
     # -- snapshots ---------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ path, the tenant guard, DELTA exponential histograms (percentiles in CloudWatch)
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -179,3 +180,24 @@ def test_active_tenants_count_while_requests_mark_new_ones():
         sys.setswitchinterval(interval)
     assert counts == sorted(counts)  # tenants only come in within the window
     assert active.count() == 90_000
+
+
+def test_rate_limited_resources_are_capped_like_tenant_ids(kyo_telemetry, caplog):
+    """A resource is meant to be a fixed name (``otp.send``): each value is a CloudWatch metric,
+    so caller text passed as one folds into the overflow value after RATE_LIMIT_RESOURCE_CAP
+    distinct values, with one warning."""
+    from kyo_otel.instruments import RATE_LIMIT_RESOURCE_CAP
+
+    with caplog.at_level(logging.WARNING, logger="kyo_otel.cardinality"):
+        for n in range(RATE_LIMIT_RESOURCE_CAP + 10):
+            kyo_otel.rate_limited("acme", f"otp.send:caller-{n}")
+        kyo_otel.rate_limited("acme", "otp.send:caller-0")
+    points = kyo_telemetry.metric_points(catalog.RATE_LIMIT_HITS.name)
+    by_resource = {p.attributes[catalog.RATE_LIMIT_RESOURCE]: p.value for p in points}
+    assert len(by_resource) == RATE_LIMIT_RESOURCE_CAP + 1
+    assert by_resource[catalog.TENANT_OVERFLOW] == 10 and by_resource["otp.send:caller-0"] == 2
+    assert [r.getMessage() for r in caplog.records if "rate-limited resources" in r.getMessage()] == [
+        f"metric {catalog.RATE_LIMIT_HITS.name} reached its cap of {RATE_LIMIT_RESOURCE_CAP} distinct rate-limited "
+        f"resources; further ones are recorded as '(overflow)' (pass a fixed name such as 'otp.send'; caller text "
+        f"belongs in logs)"
+    ]
