@@ -36,7 +36,10 @@ def test_every_dropped_item_is_counted_and_reported_once_per_interval(receiver, 
     figures.record("drops under a slow collector", produced=1000, received=received, dropped_metric=dropped,
                    counted_in_process=report["counted"], stderr_warnings=result.stderr.count("WARNING kyo_otel"))
     assert report["flushed"] is True
-    assert dropped > 0 and received + dropped == 1000  # every span: exported or counted as dropped
+    # Every span exported or counted as dropped. The SDK's BatchProcessor.emit counts a drop when it
+    # sees the queue full, then appends, and the export thread may take an item in between: then
+    # nothing was dropped, yet one was counted (seen once in a loaded full run: 100 + 901).
+    assert dropped > 0 and 1000 <= received + dropped <= 1003
     assert report["counted"]["traces"] == dropped
     assert receiver.metric_total("kyo.telemetry.dropped", **{"kyo.signal": "logs"}) > 0
     # One warning as drops start, one summary at shutdown (interval: 60 s); none about recursion.
