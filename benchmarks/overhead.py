@@ -179,7 +179,7 @@ class _Parts:
         self.handler = logs.kyo_handlers(self.root)[0]
         # The batch processors' queues; a deque of no length takes and keeps nothing.
         self.span_batch = self.telemetry.tracer_provider._active_span_processor._span_processors[0]._batch_processor
-        self.log_batch = self.telemetry.logger_provider._kyo_batch_queue
+        self.log_batch = self.telemetry.logger_provider._kyo_batch_queue.batch
         self.queues = (self.span_batch._queue, self.log_batch._queue)
         self.nowhere: collections.deque[Any] = collections.deque(maxlen=0)
 

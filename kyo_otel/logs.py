@@ -127,12 +127,36 @@ def _room(logger: Any) -> int:
     return sys.maxsize if limits.max_log_record_attributes is None else limits.max_log_record_attributes  # type: ignore[no-any-return]
 
 
+class BatchQueue:
+    """kyo_otel's batch log processor's queue, which records may go to straight (see
+    ``KyoLoggingHandler``) while that processor is the provider's only one: ``alone`` compares the
+    provider's processor tuple by identity (a processor added later replaces the tuple, and from
+    then on every record goes through the SDK logger, which gives it to every processor)."""
+
+    __slots__ = ("_processors", "_alone", "batch", "emit")
+
+    def __init__(self, provider: LoggerProvider, processor: Any) -> None:
+        self._processors = provider._multi_log_record_processor  # noqa: SLF001
+        self._alone = self._processors._log_record_processors  # noqa: SLF001 - the tuple holding it alone
+        self.batch = processor._batch_processor  # noqa: SLF001 - the SDK's BatchProcessor behind it
+        self.emit = self.batch.emit
+
+    @property
+    def alone(self) -> bool:
+        return self._processors._log_record_processors is self._alone  # type: ignore[no-any-return]  # noqa: SLF001
+
+
+def batch_queue(provider: LoggerProvider) -> BatchQueue | None:
+    """The ``BatchQueue`` ``build_logger_provider`` set up, or None (the SDK path only)."""
+    return getattr(provider, "_kyo_batch_queue", None)
+
+
 def emit(provider: LoggerProvider, logger_name: str, record: LogRecord) -> None:
     """Emit an OpenTelemetry log record, past stdlib logging (audit records): straight into kyo's
-    batch queue when there is one, else through the SDK logger."""
+    batch queue while it is the only processor, else through the SDK logger."""
     logger = provider.get_logger(logger_name)
-    queue = getattr(provider, "_kyo_batch_queue", None)
-    if queue is None or len(record.attributes or ()) > _room(logger):
+    queue = batch_queue(provider)
+    if queue is None or not queue.alone or len(record.attributes or ()) > _room(logger):
         logger.emit(record)
         return
     if record.attributes:
@@ -150,11 +174,12 @@ class KyoLoggingHandler(LoggingHandler):
     audit marker, even when ``extra=`` tries to set it: only ``kyo_otel.audit()`` writes audit
     records.
 
-    The request thread does as little as it can: with kyo_otel's batch processor the record goes
-    straight into the export queue, built once (the SDK's path builds it three times: the API
-    record, the read-write record with its bounded attributes, a copy for the queue), with the
-    SDK logger of each stdlib logger name looked up once. Other processors (the memory profile's)
-    get the SDK's own path. Same record either way: body, severity, timestamps, trace and span
+    The request thread does as little as it can: while kyo_otel's batch processor is the
+    provider's only one, the record goes straight into its export queue, built once (the SDK's
+    path builds it three times: the API record, the read-write record with its bounded
+    attributes, a copy for the queue), with the SDK logger of each stdlib logger name looked up
+    once. Other processors (the memory profile's, or any added to the provider) get the SDK's
+    own path. Same record either way: body, severity, timestamps, trace and span
     ids, scope, resource, attributes cleaned as the SDK cleans them.
     """
 
@@ -163,7 +188,8 @@ class KyoLoggingHandler(LoggingHandler):
     def __init__(self, *args: Any, direct: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._direct = direct
-        """The ``BatchProcessor`` behind kyo_otel's batch log processor, or None (SDK path)."""
+        """kyo_otel's ``BatchQueue`` (records go straight into it while its processor is the
+        provider's only one), or None (the SDK path)."""
         self._loggers: dict[str, tuple[Any, Any, int]] = {}
 
     def _logger(self, name: str) -> tuple[Any, Any, int]:
@@ -208,8 +234,8 @@ class KyoLoggingHandler(LoggingHandler):
 
     def _emit(self, record: logging.LogRecord) -> None:
         direct = self._direct
-        if direct is None:
-            super().emit(record)
+        if direct is None or direct._processors._log_record_processors is not direct._alone:  # noqa: SLF001 - BatchQueue.alone, inline
+            super().emit(record)  # the SDK logger: every processor (one was added) gets the record
             return
         if self._is_emitting.get():
             return  # a record logged while emitting one (the SDK's own warnings): dropped, no recursion
@@ -278,11 +304,17 @@ def log_processor(settings: Settings, exporter: LogRecordExporter) -> LogRecordP
     )
 
 
-def build_logger_provider(settings: Settings, resource: Resource, exporter: LogRecordExporter) -> LoggerProvider:
-    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+def build_logger_provider(settings: Settings, resource: Resource, exporter: LogRecordExporter, **kwargs: Any) -> LoggerProvider:
+    provider = LoggerProvider(resource=resource, shutdown_on_exit=False, **kwargs)
     processor = log_processor(settings, exporter)
     provider.add_log_record_processor(processor)
-    provider._kyo_batch_queue = getattr(processor, "_batch_processor", None)  # type: ignore[attr-defined]
+    queue = None
+    if isinstance(processor, BatchLogRecordProcessor):
+        try:
+            queue = BatchQueue(provider, processor)
+        except AttributeError:  # another SDK layout: the SDK logger for every record
+            queue = None
+    provider._kyo_batch_queue = queue  # type: ignore[attr-defined]
     return provider
 
 
@@ -300,7 +332,7 @@ def attach_handler(provider: LoggerProvider, level: str) -> KyoLoggingHandler:
     root = logging.getLogger()
     detach_handlers()
     handler = KyoLoggingHandler(
-        level=logging.getLevelName(level), logger_provider=provider, direct=getattr(provider, "_kyo_batch_queue", None)
+        level=logging.getLevelName(level), logger_provider=provider, direct=batch_queue(provider)
     )
     root.addHandler(handler)
     if root.level != logging.NOTSET and root.level > handler.level:

@@ -13,7 +13,7 @@ import textwrap
 import flask
 import pytest
 
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
+from opentelemetry.sdk._logs import LogRecordLimits
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 import kyo_otel
 from kyo_otel.config import resolve_settings
 from kyo_otel.context import accepted_request_id, xray_trace_id
-from kyo_otel.logs import KyoLoggingHandler, build_logger_provider, log_processor
+from kyo_otel.logs import KyoLoggingHandler, build_logger_provider
 
 log = logging.getLogger("kyo_test.orders")
 
@@ -365,11 +365,9 @@ def test_log_record_limits_apply_on_the_batch_path_as_on_the_sdk_path(limits):
     with TracerProvider().get_tracer("limits").start_as_current_span("request"), kyo_otel.request_context("req-1"):
         for direct in (True, False):
             exporter = _Collecting()
-            provider = LoggerProvider(resource=Resource.create({"service.name": "limits"}), log_record_limits=limits,
-                                      shutdown_on_exit=False)
-            processor = log_processor(settings, exporter)
-            provider.add_log_record_processor(processor)
-            handler = KyoLoggingHandler(logger_provider=provider, direct=processor._batch_processor if direct else None)
+            provider = build_logger_provider(settings, Resource.create({"service.name": "limits"}), exporter,
+                                             log_record_limits=limits)
+            handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue if direct else None)
             for record in records:
                 handler.handle(record)
             provider.force_flush()
@@ -381,3 +379,45 @@ def test_log_record_limits_apply_on_the_batch_path_as_on_the_sdk_path(limits):
         assert fast[0][0]["a"] == "a lon"
     else:
         assert [len(attributes) for attributes, _ in fast] == [3, 4] and fast[1][1] == 4
+
+
+class _Seen(LogRecordExporter):
+    """An exporter keeping the bodies it got, behind a processor added by the application."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def export(self, batch):
+        self.bodies.extend(r.log_record.body for r in batch)
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def test_a_processor_added_to_the_logger_provider_gets_bridge_and_audit_records():
+    """The batch path feeds kyo_otel's queue directly only while its processor is the provider's
+    only one: a processor the application adds later gets every later record, from the bridge and
+    from kyo_otel.audit(), and kyo_otel's own export still gets them too."""
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
+    exported = _Collecting()
+    provider = build_logger_provider(settings, Resource.create({"service.name": "added"}), exported)
+    handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue)
+    stdlib = logging.getLogger("kyo_test.added")
+    handler.handle(stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 1, "before", (), None))
+    seen = _Seen()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(seen))
+    handler.handle(stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 2, "after", (), None))
+    from kyo_otel import logs
+    from opentelemetry._logs import LogRecord
+
+    logs.emit(provider, "kyo_otel.audit", LogRecord(body="audited", attributes={"kyo.log.type": "audit"}))
+    provider.force_flush()
+    assert seen.bodies == ["after", "audited"]
+    assert [r.log_record.body for r in exported.records] == ["before", "after", "audited"]
+    provider.shutdown()
