@@ -381,23 +381,6 @@ def test_log_record_limits_apply_on_the_batch_path_as_on_the_sdk_path(limits):
         assert [len(attributes) for attributes, _ in fast] == [3, 4] and fast[1][1] == 4
 
 
-class _Seen(LogRecordExporter):
-    """An exporter keeping the bodies it got, behind a processor added by the application."""
-
-    def __init__(self) -> None:
-        self.bodies: list[str] = []
-
-    def export(self, batch):
-        self.bodies.extend(r.log_record.body for r in batch)
-        return LogRecordExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
 def test_a_processor_added_to_the_logger_provider_gets_bridge_and_audit_records():
     """The batch path feeds kyo_otel's queue directly only while its processor is the provider's
     only one: a processor the application adds later gets every later record, from the bridge and
@@ -410,7 +393,7 @@ def test_a_processor_added_to_the_logger_provider_gets_bridge_and_audit_records(
     handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue)
     stdlib = logging.getLogger("kyo_test.added")
     handler.handle(stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 1, "before", (), None))
-    seen = _Seen()
+    seen = _Collecting()
     provider.add_log_record_processor(SimpleLogRecordProcessor(seen))
     handler.handle(stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 2, "after", (), None))
     from kyo_otel import logs
@@ -418,6 +401,6 @@ def test_a_processor_added_to_the_logger_provider_gets_bridge_and_audit_records(
 
     logs.emit(provider, "kyo_otel.audit", LogRecord(body="audited", attributes={"kyo.log.type": "audit"}))
     provider.force_flush()
-    assert seen.bodies == ["after", "audited"]
+    assert [r.log_record.body for r in seen.records] == ["after", "audited"]
     assert [r.log_record.body for r in exported.records] == ["before", "after", "audited"]
     provider.shutdown()
