@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 from kyo_otel.catalog import TENANT_MISSING, TENANT_OVERFLOW
-from kyo_otel.histogram import fork_safe
+from kyo_otel.fork_locks import fork_safe
 
 _logger = logging.getLogger(__name__)
 

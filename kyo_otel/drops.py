@@ -23,7 +23,7 @@ import time
 from collections import Counter
 
 from kyo_otel import catalog, instruments
-from kyo_otel.histogram import fork_safe
+from kyo_otel.fork_locks import fork_safe
 
 SDK_LOGGER = "opentelemetry.sdk._shared_internal"
 """The logger of the SDK's ``BatchProcessor`` (opentelemetry-sdk 1.45)."""

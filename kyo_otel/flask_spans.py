@@ -363,7 +363,10 @@ def _with_missing(headers: list[tuple[str, str]], added: Sequence[tuple[str, str
 
 
 def _adding(start_response: Callable[..., Any], added: Sequence[tuple[str, str]]) -> Callable[..., Any]:
-    """``start_response`` that adds the missing ones of ``added`` to the response headers."""
+    """``start_response`` that adds the missing ones of ``added`` to the response headers
+    (``start_response`` itself when there are none to add)."""
+    if not added:
+        return start_response
 
     def start_response_adding(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
         return start_response(status, _with_missing(headers, added), *exc_info)
@@ -413,7 +416,7 @@ def instrument(
         environ: Any, start_response: Callable[..., Any], extra: dict[str, Any] | None, added: Sequence[tuple[str, str]]
     ) -> Any:
         if environ.get("PATH_INFO") in excluded:
-            return wsgi_app(environ, _adding(start_response, added) if added else start_response)
+            return wsgi_app(environ, _adding(start_response, added))
         try:
             method = _method(environ)
             if current_span() is INVALID_SPAN:
@@ -431,7 +434,7 @@ def instrument(
             token = attach(with_span(span, parent))
         except Exception:  # a telemetry failure costs the request its span, never the request
             _logger.debug("kyo_otel: no server span for this request", exc_info=True)
-            return wsgi_app(environ, _adding(start_response, added) if added else start_response)
+            return wsgi_app(environ, _adding(start_response, added))
         complete = False
 
         def start_response_seen(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
@@ -504,7 +507,7 @@ def _in_context(wsgi_app: Callable[..., Any], request_context: RequestContext) -
         _, state = request_context.begin(environ)
         added = request_context.response_headers(state)
         try:
-            return wsgi_app(environ, _adding(start_response, added) if added else start_response)
+            return wsgi_app(environ, _adding(start_response, added))
         finally:
             request_context.end(state)
 

@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from kyo_otel import catalog
-from kyo_otel.histogram import fork_safe
+from kyo_otel.fork_locks import fork_safe
 from kyo_otel.instruments import create_instrument
 
 _logger = logging.getLogger(__name__)

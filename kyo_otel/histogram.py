@@ -22,11 +22,9 @@ import functools
 import logging
 import math
 import operator
-import os
 import sys
 import threading
 import time
-import weakref
 from array import array
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +39,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from kyo_otel.catalog import MetricSpec
+from kyo_otel.fork_locks import fork_safe
 
 _logger = logging.getLogger(__name__)
 
@@ -174,26 +173,6 @@ class _Series:
         )
         self._reset()
         return point
-
-
-_instances: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _new_locks_in_child() -> None:
-    """A fork copies a lock as it is: one held by another thread at that moment (a request, the
-    reader's collection) would stay held in the child, whose first ``record`` would then wait
-    forever. The child gets fresh ones (it has a single thread)."""
-    for instance in list(_instances):
-        instance._new_locks()
-
-
-def fork_safe(instance: Any) -> None:
-    """Give ``instance`` new locks (its ``_new_locks()``) in every forked child."""
-    _instances.add(instance)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_locks_in_child)
 
 
 class ProcessHistogram:

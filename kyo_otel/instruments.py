@@ -21,7 +21,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from kyo_otel import catalog
 from kyo_otel.cardinality import TenantGuard
 from kyo_otel.catalog import MetricSpec
-from kyo_otel.histogram import ProcessHistogram, fork_safe
+from kyo_otel.fork_locks import fork_safe
+from kyo_otel.histogram import ProcessHistogram
 from kyo_otel.metrics import WithProcessMetrics
 
 _logger = logging.getLogger(__name__)

@@ -313,7 +313,7 @@ def build_logger_provider(settings: Settings, resource: Resource, exporter: LogR
         try:
             queue = BatchQueue(provider, processor)
         except AttributeError:  # another SDK layout: the SDK logger for every record
-            queue = None
+            pass
     provider._kyo_batch_queue = queue  # type: ignore[attr-defined]
     return provider
 

@@ -284,7 +284,6 @@ class LeanTracer:
         self.tracer = tracer
         self.lean = False
         self._room = -1
-        self._config_holder: Any = None
         try:
             self._adopt(tracer)
         except Exception:  # another SDK layout: every span comes from the SDK tracer
@@ -293,7 +292,11 @@ class LeanTracer:
     def _adopt(self, tracer: Any) -> None:
         from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
 
-        if type(tracer) is not sdk_trace.Tracer or not isinstance(tracer._tracer_metrics, NoOpTracerMetrics):  # noqa: SLF001
+        if (
+            type(tracer) is not sdk_trace.Tracer
+            or not isinstance(tracer._tracer_metrics, NoOpTracerMetrics)  # noqa: SLF001
+            or not hasattr(tracer, "_tracer_config")  # what Tracer._is_enabled reads, read by start_span
+        ):
             return
         self.sampler = tracer.sampler
         self.span_processor = tracer.span_processor
@@ -306,10 +309,6 @@ class LeanTracer:
         self._room = -1 if limits.max_span_attribute_length is not None else limits.max_span_attributes
         if self._room is None:
             self._room = sys.maxsize
-        self._enabled = tracer._is_enabled  # noqa: SLF001
-        # Tracer._is_enabled reads its config's flag (which a configurator may change at any
-        # time): read here without the call.
-        self._config_holder = tracer if type(tracer)._is_enabled is sdk_trace.Tracer._is_enabled else None
         ids = tracer.id_generator
         random_ids = type(ids) is RandomIdGenerator
         # The SDK's random generator never returns an invalid id: no need to check each.
@@ -352,11 +351,12 @@ class LeanTracer:
         and tuples of them, built by kyo_otel; the span keeps it (the caller must not reuse it)."""
         if attributes is None:
             attributes = {}
-        holder = self._config_holder
         if (
             not self.lean
             or len(attributes) > self._room
-            or not (holder._tracer_config.is_enabled if holder is not None else self._enabled())  # noqa: SLF001
+            # Tracer._is_enabled, without the call: its config's flag, which a configurator may
+            # change at any time (a lean tracer's is the SDK's own Tracer).
+            or not self.tracer._tracer_config.is_enabled  # type: ignore[attr-defined]  # noqa: SLF001
         ):
             return self.tracer.start_span(name, context, kind, attributes)
         parent = current_span(context).get_span_context()
