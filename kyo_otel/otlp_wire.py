@@ -249,6 +249,8 @@ class SpanEncoder(_WireEncoder):
         trace_id, span_id, _, _, trace_state, _ = span_context_fields(context)
         parts = [b"\x0a\x10" + trace_id.to_bytes(16, "big") + b"\x12\x08" + span_id.to_bytes(8, "big")]
         if trace_state:
+            if self.scrubber is not None:  # the client's tracestate header: its text, exported
+                trace_state = self.scrubber.scrub_trace_state(trace_state)
             state = ",".join(f"{k}={v}" for k, v in trace_state.items())
             parts.append(_field(b"\x1a", state.encode("utf-8")))
         parent_is_remote = False

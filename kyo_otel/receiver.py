@@ -70,6 +70,7 @@ class ReceivedSpan:
     scope: str
     start_time_unix_nano: int = 0
     end_time_unix_nano: int = 0
+    trace_state: str = ""  # W3C tracestate text, "" when none
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ def _decode_spans(request: trace_service_pb2.ExportTraceServiceRequest) -> list[
             scope=scope,
             start_time_unix_nano=span.start_time_unix_nano,
             end_time_unix_nano=span.end_time_unix_nano,
+            trace_state=span.trace_state,
         )
         for resource, scope, span in _each(request.resource_spans, "scope_spans", "spans")
     ]

@@ -54,7 +54,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import Link, Status
+from opentelemetry.trace import Link, SpanContext, Status, TraceState
 
 _logger = logging.getLogger(__name__)
 
@@ -111,7 +111,10 @@ _KEY_SEPARATOR = r"[\"']?[ \t]*[:=][ \t]*[\"']?"
 _PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "email",
-        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}(?:@|%40)"
+        # The local part starts at the start of its run (the lookbehind): with any character but a
+        # dot (``_john@``), and may be as long as a whole address (RFC 5321's 64 is not what
+        # people type); matching only from a run's start keeps the scan linear.
+        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9_%+\-][A-Za-z0-9._%+\-]{0,253}(?:@|%40)"
         r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}" + _NOT_ALNUM_AFTER,
     ),
     (
@@ -145,6 +148,8 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
         + _NOT_ALNUM_AFTER + r"(?![.,]\d)",
     ),
 )
+_TRACE_STATE_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
+"""A W3C trace-state value (printable ASCII without ``,`` and ``=``, not ending in a space)."""
 _PHONE_DIGITS = {"international": (8, 15), "local": (9, 11)}
 _MIN_LENGTH = 5
 _SHORT = 200  # texts up to this length are memoised
@@ -399,6 +404,22 @@ class Scrubber:
             return self.scrub_value(key, bytes(value).decode("utf-8", "replace"))
         return value
 
+    def scrub_trace_state(self, state: TraceState) -> TraceState:
+        """A span's W3C trace state with each value scrubbed by its key (``state`` itself when
+        nothing changed). It arrives from the client in ``tracestate`` and is exported with the
+        server span: any caller could put a phone number or a token there. A value the mask
+        leaves invalid for a trace state is replaced by ``scrubbed``."""
+        changed = False
+        pairs = []
+        for key, value in state.items():
+            scrubbed = self.scrub_value(key, value)
+            if scrubbed != value:
+                changed = True
+                if not isinstance(scrubbed, str) or _TRACE_STATE_VALUE.fullmatch(scrubbed) is None:
+                    scrubbed = "scrubbed"
+            pairs.append((key, scrubbed))
+        return TraceState(pairs) if changed else state
+
     def _scrub_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, Any]:
         """Values by their key, and the keys as text: a phone number or an email used as a key
         (``{"+886912345678": "sent"}``) is masked too. Two keys masked alike both stay, the
@@ -501,7 +522,7 @@ class _ScrubbingExporter:
 
 class ScrubbingSpanExporter(_ScrubbingExporter, SpanExporter):
     """Hands the wrapped exporter scrubbed copies of the spans: name, attributes, events, links,
-    status description. Runs where the exporter runs (the batch thread), not on the request."""
+    status description, trace state. Runs where the exporter runs (the batch thread), not on the request."""
 
     signal, memory_exporter, success = "traces", InMemorySpanExporter, SpanExportResult.SUCCESS
 
@@ -532,16 +553,22 @@ class ScrubbingSpanExporter(_ScrubbingExporter, SpanExporter):
             else:
                 links_changed = True
                 links.append(Link(link.context, _bounded(link, link_attributes)))
+        context = span.context
+        if context is not None and context.trace_state:
+            trace_state = scrubber.scrub_trace_state(context.trace_state)
+            if trace_state is not context.trace_state:
+                context = SpanContext(context.trace_id, context.span_id, context.is_remote, context.trace_flags, trace_state)
         status = span.status
         if status.description:
             description = scrubber.scrub_text(status.description)
             if description != status.description:
                 status = Status(status.status_code, description)
-        if name == span.name and attributes is None and not events_changed and not links_changed and status is span.status:
+        if (name == span.name and attributes is None and not events_changed and not links_changed
+                and status is span.status and context is span.context):
             return span
         return ReadableSpan(
             name=name,
-            context=span.context,
+            context=context,
             parent=span.parent,
             resource=span.resource,
             attributes=_bounded(span, attributes) if attributes is not None else span.attributes,

@@ -144,6 +144,10 @@ def test_ids_timestamps_and_numbers_as_text_are_never_mangled(value):
         ("otp_code: 482913", "otp_code: [scrubbed:otp_code]"),
         ("your code is 482913", "your code is [scrubbed:code]"),
         ("OTP 482913 sent", "OTP [scrubbed:otp] sent"),
+        # A local part starting with "_" or "+", or longer than RFC 5321's 64: matched nowhere, raw.
+        ("from _alice.chen@example.com", "from _***@example.com"),
+        ("+alerts@example.com", "+***@example.com"),
+        ("to " + "a" * 70 + "@example.com.", "to a***@example.com."),
     ],
 )
 def test_emails_and_secrets_in_text_lose_the_secret_part_only(text, scrubbed):
@@ -651,3 +655,49 @@ def test_a_phone_query_parameter_is_masked_whatever_its_value_looks_like(kyo_tel
 
     span = kyo_telemetry.span("GET /otp/status")
     assert span.attributes["url.query"] == "phone=8869******78&email=a***@example.com&lang=en"
+
+
+TRACE_STATE_APP = """
+    import os
+    import flask
+    import kyo_otel
+
+    app = flask.Flask("trace_state_scrub")
+
+    @app.get("/ping")
+    def ping():
+        return {"ok": True}
+
+    kyo_otel.configure(environment="production", service_name="trace-state-scrub", otlp_endpoint=os.environ["ENDPOINT"], app=app)
+    response = app.test_client().get("/ping", headers={
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "tracestate": "vendor=t61rcWkgMzE,phone=+886912345678,session=s3cr3t,mail=alice.chen@example.com",
+    })
+    assert response.status_code == 200
+    assert kyo_otel.shutdown(), "flushed within the bound"
+"""
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_client_trace_state_is_scrubbed_before_it_is_exported(protocol):
+    # The tracestate header is the client's text, and the server span carries it out in its
+    # trace_state field: it went out raw, on kyo's wire encoder (grpc) and through the
+    # scrubbing exporter (http) alike.
+    from kyo_otel.receiver import OtlpReceiver
+    from tests.support.subprocess_python import run_python
+
+    with OtlpReceiver(protocol=protocol) as receiver:
+        done = run_python(TRACE_STATE_APP, env={"ENDPOINT": receiver.endpoint, "KYO_OTEL_OTLP_PROTOCOL": protocol})
+        assert done.returncode == 0, done.stderr
+    [server] = receiver.spans("GET /ping")
+    assert server.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert server.trace_state == "vendor=t61rcWkgMzE,phone=+886*******78,session=[scrubbed:session],mail=a***@example.com"
+    for raw in ("886912345678", "s3cr3t", "alice.chen"):
+        assert not receiver.contains(raw), raw
+
+
+def test_a_trace_state_with_nothing_to_scrub_is_kept_as_it_is():
+    from opentelemetry.trace import TraceState
+
+    state = TraceState([("vendor", "t61rcWkgMzE"), ("rojo", "00f067aa0ba902b7")])
+    assert scrubber.scrub_trace_state(state) is state
