@@ -165,7 +165,9 @@ _SEGMENT_SPLIT = re.compile(r"[._\-\s/:]+")
 def _mask_phone_groups(found: str) -> str:
     """Mask a phone-shaped match: too few digits is not a phone number; too many is a phone
     number followed by more numbers (``0912 345 678 2026``) when its first groups make one, and
-    otherwise an id (``0000000000000001``), left alone."""
+    otherwise an id (``0000000000000001``), left alone; but not after a ``+``, which only phone
+    numbers start with: ``+886912345678901`` plus an extension typed without a break is masked
+    whole."""
     low, high = _PHONE_DIGITS["local" if found[0] in "0(" else "international"]
     skip = 3 if found[0] == "%" else 0  # %2B
     count, end = 0, 0
@@ -175,7 +177,7 @@ def _mask_phone_groups(found: str) -> str:
         count += len(group.group())
         end = group.end()
     if count < low:
-        return found
+        return mask_phone(found) if count == 0 and found[0] in "+%" else found
     if end < len(found) and found[end] == ")":
         end += 1
     return mask_phone(found[:end]) + found[end:]

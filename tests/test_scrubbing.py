@@ -34,6 +34,9 @@ scrubber = Scrubber()
         ("(02) 2345-6789", "0223****89"),
         ("02-2345-6789", "0223****89"),
         ("+1 555 0100", "+155***00"),
+        # A number and its extension typed as one run after a "+": more digits than E.164 allows
+        # made it "not a phone number", and it went out raw.
+        ("+8869123456780123", "+886***********23"),
     ],
 )
 def test_phone_numbers_in_every_typed_format_keep_first_four_and_last_two(typed, masked):
