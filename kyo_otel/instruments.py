@@ -120,7 +120,7 @@ class Recorder:
         self._rate_limits = ProcessCounter(meter, catalog.RATE_LIMIT_HITS)
         # Rate-limited resources are meant to be a few fixed names (otp.send): each is a billed
         # CloudWatch metric, so caller text (a phone number, a URL) is bounded like tenant ids,
-        # and scrubbed (metric attributes get no scrubbing exporter).
+        # and scrubbed here, before they make a series (the reader scrubs every point again at collection).
         self._resources = TenantGuard(
             catalog.RATE_LIMIT_HITS.name, RATE_LIMIT_RESOURCE_CAP, (), sanitize, None,
             values="rate-limited resources", advice="pass a fixed name such as 'otp.send'; caller text belongs in logs",

@@ -6,9 +6,10 @@ points the collector will really receive (``kyo_otel.testing`` sums deltas acros
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -26,6 +27,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from kyo_otel.config import Settings
 from kyo_otel.exporters import DELTA_TEMPORALITY, EXPONENTIAL_HISTOGRAMS
+
+if TYPE_CHECKING:
+    from kyo_otel.scrub import Scrubber
 
 _logger = logging.getLogger(__name__)
 
@@ -48,9 +52,11 @@ class WithProcessMetrics(MetricReader):
     them, even from a collection where the SDK itself had nothing.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, scrubber: Scrubber | None = None, **kwargs: Any) -> None:
         self._sources: list[MetricSource] = []
         self._provider: MeterProvider | None = None
+        self._scrubber = scrubber
+        """Scrubs every point's attributes at collection (``scrubbed_points``)."""
         super().__init__(*args, **kwargs)
 
     def add_source(self, source: MetricSource) -> None:
@@ -74,7 +80,8 @@ class WithProcessMetrics(MetricReader):
                 continue
             if metric is not None:
                 extra.append((source.scope, metric))
-        return with_metrics(data, extra, self._resource()) if extra else data
+        data = with_metrics(data, extra, self._resource()) if extra else data
+        return data if self._scrubber is None or data is None else scrubbed_points(data, self._scrubber)
 
     def _resource(self) -> Resource:
         # Read at each collection: after a fork the provider's resource gets a new instance id.
@@ -96,6 +103,34 @@ def with_metrics(data: MetricsData | None, extra: list[tuple[InstrumentationScop
     return MetricsData([merged, *others])
 
 
+def scrubbed_points(data: MetricsData, scrubber: Scrubber) -> MetricsData:
+    """``data`` with every point's attributes scrubbed (``data`` itself when none changed).
+
+    kyo_otel's own instruments bound and scrub their attributes as they record; this is for the
+    application's: an instrument made with the OpenTelemetry API on kyo's meter provider records
+    whatever attributes it is given (``{"user.phone": phone}``), and metrics have no scrubbing
+    exporter. Two points whose attributes mask alike both go out, as two points."""
+    changed = False
+    resource_metrics = []
+    for rm in data.resource_metrics:
+        scope_metrics = []
+        for sm in rm.scope_metrics:
+            metrics = []
+            for metric in sm.metrics:
+                points = getattr(metric.data, "data_points", None) or ()
+                new_points = []
+                for point in points:
+                    attributes = scrubber.scrub_attributes(point.attributes)
+                    new_points.append(point if attributes is None else dataclasses.replace(point, attributes=attributes))
+                if any(new is not old for new, old in zip(new_points, points)):
+                    changed = True
+                    metric = dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=new_points))
+                metrics.append(metric)
+            scope_metrics.append(ScopeMetrics(sm.scope, metrics, sm.schema_url))
+        resource_metrics.append(ResourceMetrics(rm.resource, scope_metrics, rm.schema_url))
+    return MetricsData(resource_metrics) if changed else data
+
+
 class MemoryReader(WithProcessMetrics, InMemoryMetricReader):
     """The memory profile's reader (``get_metrics_data``), with the process's metrics."""
 
@@ -104,18 +139,20 @@ class PeriodicReader(WithProcessMetrics, PeriodicExportingMetricReader):
     """The OTLP and console profiles' reader, with the process's metrics."""
 
 
-def memory_reader() -> MemoryReader:
+def memory_reader(scrubber: Scrubber | None = None) -> MemoryReader:
     return MemoryReader(
         preferred_temporality=DELTA_TEMPORALITY,
         preferred_aggregation=EXPONENTIAL_HISTOGRAMS,
+        scrubber=scrubber,
     )
 
 
-def periodic_reader(settings: Settings, exporter: MetricExporter) -> PeriodicReader:
+def periodic_reader(settings: Settings, exporter: MetricExporter, scrubber: Scrubber | None = None) -> PeriodicReader:
     return PeriodicReader(
         exporter,
         export_interval_millis=settings.metric_export_interval,
         export_timeout_millis=settings.otlp_timeout * 1000,
+        scrubber=scrubber,
     )
 
 

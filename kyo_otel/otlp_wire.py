@@ -108,9 +108,9 @@ class _WireEncoder:
 
     # -- pieces ------------------------------------------------------------------------
 
-    def _key_value(self, key: str, value: Any) -> bytes:
-        """One framed KeyValue (scrubbed), ready to follow an attributes tag."""
-        if self.scrubber is not None:
+    def _key_value(self, key: str, value: Any, scrub: bool = True) -> bytes:
+        """One framed KeyValue (scrubbed unless ``scrub`` is false), ready to follow an attributes tag."""
+        if scrub and self.scrubber is not None:
             try:
                 value = self.scrubber.scrub_value(key, value)
             except Exception as error:
@@ -135,6 +135,8 @@ class _WireEncoder:
             cache = self._fields[tag] = {}
         memoize = self._memoize
         out = []
+        if self.scrubber is not None and self._keys_change(plain):
+            return self._renamed_fields(tag, plain)
         for key, value in plain.items():
             kind = type(value)
             cache_key = (key, kind, value) if memoize and kind in _CACHEABLE_TYPES else None
@@ -154,6 +156,27 @@ class _WireEncoder:
                     cache.clear()
                 cache[cache_key] = field
             out.append(field)
+        return out
+
+    def _keys_change(self, attributes: Any) -> bool:
+        try:
+            return self.scrubber.keys_change(attributes)  # type: ignore[union-attr]
+        except Exception as error:
+            raise _ScrubFailed from error
+
+    def _renamed_fields(self, tag: bytes, attributes: Any) -> list[bytes]:
+        """Attributes with a key to mask: scrubbed as the scrubbing exporters do (keys masked, a
+        key masked like another suffixed ``#2``), encoded without the cache."""
+        try:
+            scrubbed = self.scrubber.scrub_mapping(attributes)  # type: ignore[union-attr]
+        except Exception as error:
+            raise _ScrubFailed from error
+        out = []
+        for key, value in scrubbed.items():
+            try:
+                out.append(tag + self._key_value(key, value, scrub=False))
+            except Exception:  # as in _attribute_fields: the SDK encoder skips such a value too
+                continue
         return out
 
     def _resource(self, resource: Any) -> bytes:
@@ -373,7 +396,7 @@ class LogEncoder(_WireEncoder):
         if record.observed_timestamp:
             parts.append(b"\x59" + _FIXED64(record.observed_timestamp))
         if record.event_name:
-            parts.append(_field(b"\x62", record.event_name.encode("utf-8")))
+            parts.append(_field(b"\x62", self._text(record.event_name).encode("utf-8")))
         return _field(b"\x12", b"".join(parts))  # ScopeLogs.log_records
 
     def encode(self, records: Sequence[Any]) -> bytes:

@@ -25,6 +25,10 @@ One ``Scrubber`` is applied to every signal before any exporter sees it (see
 - **URLs** (``url.full``, ``url.query``, ``http.target``, ``http.url``...): the path is kept
   (and scrubbed as text); query values of sensitive keys become ``[scrubbed:<key>]``, those of
   phone and email keys are masked as above, and the others are decoded and scrubbed.
+- **Keys and names**: attribute keys and the keys of mapping bodies are scrubbed as text
+  (``sms.+886912345678`` -> ``sms.+886*******78``; two keys masked alike both stay, the second
+  suffixed ``#2``), as are span, event and log event names and a client's ``tracestate`` values.
+  Metric points get the same attribute scrubbing at collection (``kyo_otel.metrics``).
 - **Extra patterns** (``{"iban": r"..."}`` -> ``[scrubbed:iban]``) join the one combined
   pattern; a **callback** ``(key, value) -> value`` sees every string value after the built-in
   rules.
@@ -153,6 +157,7 @@ _TRACE_STATE_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b
 _PHONE_DIGITS = {"international": (8, 15), "local": (9, 11)}
 _MIN_LENGTH = 5
 _SHORT = 200  # texts up to this length are memoised
+_PLAIN_KEYS_LIMIT = 4096
 _MIN_PHONE_DIGITS = 8
 # The fast path: a phone number needs 8 digits; everything else needs one of these (lowered).
 _EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){%d}" % _MIN_PHONE_DIGITS)
@@ -259,6 +264,7 @@ class Scrubber:
         # Short values repeat (hosts, user agents, routes, messages without arguments): their
         # results are remembered, in a bounded LRU.
         self._scrub_short = lru_cache(maxsize=4096)(self._scrub_text)
+        self._plain_keys: set[Any] = set()
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -398,7 +404,7 @@ class Scrubber:
         if isinstance(value, str):  # a str subclass
             return self.scrub_value(key, str(value))
         if isinstance(value, Mapping):
-            return self._scrub_mapping(value)
+            return self.scrub_mapping(value)
         if isinstance(value, (list, tuple)):
             items = [self.scrub_value(key, v) for v in value]
             return tuple(items) if isinstance(value, tuple) else items
@@ -422,7 +428,7 @@ class Scrubber:
             pairs.append((key, scrubbed))
         return TraceState(pairs) if changed else state
 
-    def _scrub_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    def scrub_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, Any]:
         """Values by their key, and the keys as text: a phone number or an email used as a key
         (``{"+886912345678": "sent"}``) is masked too. Two keys masked alike both stay, the
         later one suffixed ``#2``, ``#3``..."""
@@ -438,14 +444,33 @@ class Scrubber:
             scrubbed[masked] = self.scrub_value(text, item)
         return scrubbed
 
+    def keys_change(self, keys: Iterable[Any]) -> bool:
+        """Whether an attribute key holds something to mask. Code names its keys, but a key built
+        from data (``f"sms.{phone}"``) is text like any other. The keys found plain are
+        remembered (a bounded set): the usual answer is one C-level subset check."""
+        plain = self._plain_keys
+        if plain.issuperset(keys):
+            return False
+        for key in keys:
+            if key not in plain:
+                if type(key) is str and self.scrub_text(key) != key:
+                    return True
+                if len(plain) >= _PLAIN_KEYS_LIMIT:
+                    plain.clear()
+                plain.add(key)
+        return False
+
     def scrub_attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        """A scrubbed copy, or ``None`` when nothing changed (the caller keeps the original)."""
+        """A scrubbed copy, or ``None`` when nothing changed (the caller keeps the original).
+        Keys are scrubbed as text, as in a mapping body (``scrub_mapping``)."""
         if not attributes:
             return None
         result: dict[str, Any] | None = None
         # Spans hand out a read-only proxy of BoundedAttributes, which iterate through the Mapping
         # protocol in Python; copy() of either is one dict copy.
         plain = attributes.copy() if isinstance(attributes, (BoundedAttributes, MappingProxyType)) else attributes
+        if self.keys_change(plain):
+            return self.scrub_mapping(plain)
         for key, value in plain.items():
             scrubbed = self.scrub_value(key, value)
             if scrubbed is not value and result is None and scrubbed != value:
@@ -591,7 +616,7 @@ def _bounded_list(original: Any, items: list[Any]) -> BoundedList:
 
 
 class ScrubbingLogExporter(_ScrubbingExporter, LogRecordExporter):
-    """Hands the wrapped exporter scrubbed copies of the log records: body and attributes."""
+    """Hands the wrapped exporter scrubbed copies of the log records: body, attributes, event name."""
 
     signal, memory_exporter, success = "logs", InMemoryLogRecordExporter, LogRecordExportResult.SUCCESS
 
@@ -599,10 +624,14 @@ class ScrubbingLogExporter(_ScrubbingExporter, LogRecordExporter):
         record = item.log_record
         body = self.scrubber.scrub_value(None, record.body)
         attributes = self.scrubber.scrub_attributes(record.attributes)
-        if attributes is None and body is record.body:
+        event_name = getattr(record, "event_name", None)
+        scrubbed_name = self.scrubber.scrub_text(event_name) if event_name else event_name
+        if attributes is None and body is record.body and scrubbed_name == event_name:
             return item
         copied = copy.copy(record)
         copied.body = body
+        if scrubbed_name != event_name:
+            copied.event_name = scrubbed_name
         if attributes is not None:
             copied.attributes = _bounded(item, attributes)
         return ReadableLogRecord(

@@ -166,9 +166,9 @@ def _span_exporter(settings: Settings, kind: str) -> Any:
     return InMemorySpanExporter()
 
 
-def _metric_reader(settings: Settings, kind: str) -> MetricReader:
+def _metric_reader(settings: Settings, kind: str, scrubber: Scrubber | None) -> MetricReader:
     if kind == "memory":
-        return metrics.memory_reader()
+        return metrics.memory_reader(scrubber)
     exporter = (
         exporters.otlp_metric_exporter(settings)
         if kind == "otlp"
@@ -176,7 +176,7 @@ def _metric_reader(settings: Settings, kind: str) -> MetricReader:
             preferred_temporality=exporters.DELTA_TEMPORALITY, preferred_aggregation=exporters.EXPONENTIAL_HISTOGRAMS
         )
     )
-    return metrics.periodic_reader(settings, exporter)
+    return metrics.periodic_reader(settings, exporter, scrubber)
 
 
 def _log_exporter(settings: Settings, kind: str) -> Any:
@@ -216,7 +216,7 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
 
     kind = settings.exporter("metrics")
     if kind != "none":
-        reader = _metric_reader(settings, kind)
+        reader = _metric_reader(settings, kind, handle.scrubber)
         handle.metric_reader = reader
         handle.memory.metrics = reader if isinstance(reader, InMemoryMetricReader) else None
         handle.meter_provider = metrics.build_meter_provider(resource, reader)

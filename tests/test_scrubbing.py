@@ -704,3 +704,63 @@ def test_a_trace_state_with_nothing_to_scrub_is_kept_as_it_is():
 
     state = TraceState([("vendor", "t61rcWkgMzE"), ("rojo", "00f067aa0ba902b7")])
     assert scrubber.scrub_trace_state(state) is state
+
+
+# --- keys, event names and the application's own metrics ------------------------------------
+
+DATA_IN_NAMES_APP = """
+    import logging, os
+    from opentelemetry import metrics, trace
+    import kyo_otel
+
+    kyo_otel.configure(environment="production", service_name="names-scrub", otlp_endpoint=os.environ["ENDPOINT"])
+    phone, other = "+886912345678", "+886913345678"  # the same mask: +886*******78
+    with trace.get_tracer("names").start_as_current_span("lookup") as span:
+        span.set_attribute(f"sms.sent.{phone}", True)
+        span.set_attribute(f"sms.sent.{other}", False)
+        logging.getLogger("names").warning("lookup done", extra={"alice.chen@example.com": 1, "event.name": f"otp.sent.{phone}"})
+    sent = metrics.get_meter("names").create_counter("app.sms.sent")
+    sent.add(1, {"user.phone": phone, "note": "for alice.chen@example.com"})
+    sent.add(2, {"user.phone": "912345678", "note": "none"})
+    assert kyo_otel.shutdown(), "flushed within the bound"
+"""
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_attribute_keys_event_names_and_the_applications_metrics_are_scrubbed(protocol):
+    # Three ways data left raw: an attribute key built from data (scrubbed as keys of a mapping
+    # body were, but not as the attributes' own keys), a log record's event name, and the
+    # attributes of a metric the application records with the OpenTelemetry API on kyo's meter
+    # provider (metrics had no scrubbing at all outside kyo's own instruments).
+    from kyo_otel.receiver import OtlpReceiver
+    from tests.support.subprocess_python import run_python
+
+    with OtlpReceiver(protocol=protocol) as receiver:
+        done = run_python(DATA_IN_NAMES_APP, env={"ENDPOINT": receiver.endpoint, "KYO_OTEL_OTLP_PROTOCOL": protocol})
+        assert done.returncode == 0, done.stderr
+    for raw in ("886912345678", "886913345678", "912345678", "alice.chen"):
+        assert not receiver.contains(raw), raw
+    [span] = receiver.spans("lookup")
+    # Two keys that mask alike both stay: nothing is lost.
+    assert {k: v for k, v in span.attributes.items() if k.startswith("sms.")} == {
+        "sms.sent.+886*******78": True, "sms.sent.+886*******78#2": False}
+    [record] = receiver.logs("lookup done")
+    assert record.attributes["a***@example.com"] == 1
+    assert record.event_name == "otp.sent.+886*******78"
+    points = {p.attributes["user.phone"]: (p.value, p.attributes["note"]) for p in receiver.metric_points("app.sms.sent")}
+    assert points == {"+886*******78": (1, "for a***@example.com"), "9123***78": (2, "none")}
+
+
+def test_the_memory_profile_sees_the_applications_metrics_scrubbed_too(kyo_telemetry):
+    from opentelemetry import metrics
+
+    counter = metrics.get_meter("memory-names").create_counter("app.lookups")
+    counter.add(1, {"user.phone": "+886912345678", "kind": "sms"})
+    [point] = kyo_telemetry.metric_points("app.lookups", kind="sms")
+    assert (point.attributes["user.phone"], point.value) == ("+886*******78", 1)
+
+
+def test_keys_that_need_nothing_are_kept_and_remembered():
+    attributes = {"http.route": "/otp/send", "db.statement": "SET ? ?", "user_agent.original": "curl/8.5"}
+    assert scrubber.scrub_attributes(attributes) is None
+    assert not scrubber.keys_change(attributes)
