@@ -134,9 +134,10 @@ class _WireEncoder:
         if cache is None:
             cache = self._fields[tag] = {}
         memoize = self._memoize
+        # Keys the scrubber found plain (None: no scrubber). A cached field's key is one of them,
+        # so a key is looked for only when its field is not cached.
+        plain_keys = self.scrubber.plain_keys if self.scrubber is not None else None
         out = []
-        if self.scrubber is not None and self._keys_change(plain):
-            return self._renamed_fields(tag, plain)
         for key, value in plain.items():
             kind = type(value)
             cache_key = (key, kind, value) if memoize and kind in _CACHEABLE_TYPES else None
@@ -145,6 +146,8 @@ class _WireEncoder:
                 if field is not None:
                     out.append(field)
                     continue
+            if plain_keys is not None and key not in plain_keys and self._keys_change(plain):
+                return self._renamed_fields(tag, plain)
             try:
                 field = tag + self._key_value(key, value)
             except _ScrubFailed:

@@ -264,7 +264,8 @@ class Scrubber:
         # Short values repeat (hosts, user agents, routes, messages without arguments): their
         # results are remembered, in a bounded LRU.
         self._scrub_short = lru_cache(maxsize=4096)(self._scrub_text)
-        self._plain_keys: set[Any] = set()
+        self.plain_keys: set[Any] = set()
+        """Attribute keys found to hold nothing to mask (``keys_change``); bounded."""
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -448,7 +449,7 @@ class Scrubber:
         """Whether an attribute key holds something to mask. Code names its keys, but a key built
         from data (``f"sms.{phone}"``) is text like any other. The keys found plain are
         remembered (a bounded set): the usual answer is one C-level subset check."""
-        plain = self._plain_keys
+        plain = self.plain_keys
         if plain.issuperset(keys):
             return False
         for key in keys:
