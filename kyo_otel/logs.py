@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber, get_logger
@@ -185,12 +187,32 @@ class KyoLoggingHandler(LoggingHandler):
 
     kyo_otel_handler = True
 
-    def __init__(self, *args: Any, direct: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, direct: Any = None, scrub: Callable[[str], str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._direct = direct
         """kyo_otel's ``BatchQueue`` (records go straight into it while its processor is the
         provider's only one), or None (the SDK path)."""
         self._loggers: dict[str, tuple[Any, Any, int]] = {}
+        self._scrub = scrub
+        """The scrubber's text rules, for what ``handleError`` writes to stderr (None: as stdlib)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """As ``Handler.handleError`` (``--- Logging error ---``, the traceback, the message and
+        its arguments on stderr, when ``logging.raiseExceptions``), scrubbed: the arguments of a
+        malformed call (``log.info("%d sent to %s", "one", phone)``) are the record's data, and
+        stderr goes to the container's log group too."""
+        if self._scrub is None:
+            super().handleError(record)
+            return
+        if not logging.raiseExceptions or sys.stderr is None:
+            return
+        try:
+            failure = "".join(traceback.format_exception(*sys.exc_info()))
+            where = f"Logged from file {record.pathname}, line {record.lineno}\n"
+            text = f"--- Logging error ---\n{failure}{where}Message: {record.msg!r}\nArguments: {record.args!r}\n"
+            sys.stderr.write(self._scrub(text))
+        except Exception:  # as stdlib: nothing more to do if stderr itself fails
+            pass
 
     def _logger(self, name: str) -> tuple[Any, Any, int]:
         """The SDK logger of a stdlib logger name, its ``_is_enabled`` (None where it has none),
@@ -323,7 +345,7 @@ def kyo_handlers(logger: logging.Logger | None = None) -> list[logging.Handler]:
     return [h for h in logger.handlers if getattr(h, "kyo_otel_handler", False)]
 
 
-def attach_handler(provider: LoggerProvider, level: str) -> KyoLoggingHandler:
+def attach_handler(provider: LoggerProvider, level: str, scrub: Callable[[str], str] | None = None) -> KyoLoggingHandler:
     """Attach the bridge to the root logger, replacing a handler of ours left by an earlier call.
 
     The root logger's level is lowered to ``level`` when it is higher: otherwise stdlib drops
@@ -332,7 +354,7 @@ def attach_handler(provider: LoggerProvider, level: str) -> KyoLoggingHandler:
     root = logging.getLogger()
     detach_handlers()
     handler = KyoLoggingHandler(
-        level=logging.getLevelName(level), logger_provider=provider, direct=batch_queue(provider)
+        level=logging.getLevelName(level), logger_provider=provider, direct=batch_queue(provider), scrub=scrub
     )
     root.addHandler(handler)
     if root.level != logging.NOTSET and root.level > handler.level:

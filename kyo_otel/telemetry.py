@@ -240,7 +240,9 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
         from opentelemetry import _logs as logs_api
 
         _set_global(logs_api._internal, "_LOGGER_PROVIDER", handle.logger_provider, set_logger_provider)
-        handle.log_handler = logs.attach_handler(handle.logger_provider, settings.log_level)
+        handle.log_handler = logs.attach_handler(
+            handle.logger_provider, settings.log_level, scrub=handle.scrubber.scrub_text if handle.scrubber is not None else None
+        )
     return handle
 
 

@@ -327,6 +327,23 @@ def test_a_record_that_cannot_be_translated_never_reaches_the_caller(direct, cap
     provider.shutdown()
 
 
+def test_a_malformed_call_reports_its_arguments_on_stderr_scrubbed(capsys):
+    """``handleError`` prints the record's message and arguments, and stderr goes to the
+    container's log group: a phone number among the arguments of a malformed call went there raw."""
+    from kyo_otel.scrub import Scrubber
+
+    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
+    provider = build_logger_provider(settings, Resource.create({"service.name": "bad-format"}), _Collecting())
+    handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue, scrub=Scrubber().scrub_text)
+    stdlib = logging.getLogger("kyo_test.bad_format")
+    handler.handle(stdlib.makeRecord(stdlib.name, logging.WARNING, __file__, 7, "%d codes sent to %s", ("one", "+886912345678"), None))
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err and "TypeError" in err
+    assert f"Logged from file {__file__}, line 7" in err
+    assert "'%d codes sent to %s'" in err and "+886*******78" in err and "886912345678" not in err
+    provider.shutdown()
+
+
 def test_a_logger_its_configurator_disables_sends_nothing_on_the_batch_path():
     """The SDK's logger configurator may switch a logger off: the batch path asks the logger, as
     ``Logger.emit`` does."""
@@ -404,3 +421,13 @@ def test_a_processor_added_to_the_logger_provider_gets_bridge_and_audit_records(
     assert [r.log_record.body for r in seen.records] == ["after", "audited"]
     assert [r.log_record.body for r in exported.records] == ["before", "after", "audited"]
     provider.shutdown()
+
+
+def test_configure_gives_the_bridge_the_scrubber_for_stderr_too(kyo_telemetry, capsys):
+    # The bridge configure() attached, called directly: pytest's own capturing handler re-raises
+    # logging errors before ours would be reached through the logger.
+    stdlib = logging.getLogger("kyo_test.bad_call")
+    record = stdlib.makeRecord(stdlib.name, logging.WARNING, __file__, 1, "%d codes sent to %s", ("one", "+886912345678"), None)
+    kyo_telemetry.handle.log_handler.handle(record)
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err and "+886*******78" in err and "886912345678" not in err
