@@ -581,6 +581,17 @@ def test_a_rate_limited_resource_is_scrubbed_like_the_tenant_id(kyo_telemetry, r
     assert [point.attributes["kyo.rate_limit.resource"] for point in points] == ["otp.send:+886*******78"]
 
 
+def _received(code: str, protocol: str, **env: str):
+    """The OTLP receiver (``protocol``) after ``code`` ran in a fresh interpreter, exporting to it."""
+    from kyo_otel.receiver import OtlpReceiver
+    from tests.support.subprocess_python import run_python
+
+    with OtlpReceiver(protocol=protocol) as receiver:
+        done = run_python(code, env={**env, "ENDPOINT": receiver.endpoint, "KYO_OTEL_OTLP_PROTOCOL": protocol})
+        assert done.returncode == 0, done.stderr
+    return receiver
+
+
 RESOURCE_APP = """
     import logging, os
     import kyo_otel
@@ -596,14 +607,8 @@ RESOURCE_APP = """
 def test_resource_attributes_from_the_environment_are_scrubbed_on_every_signal(protocol):
     # OTEL_RESOURCE_ATTRIBUTES is free text an operator writes; the resource went out unscrubbed
     # with every span, log record and metric, over both OTLP protocols.
-    from kyo_otel.receiver import OtlpReceiver
-    from tests.support.subprocess_python import run_python
-
-    env = {"OTEL_RESOURCE_ATTRIBUTES": f"service.owner={EMAIL},deploy.api_token={API_KEY},team=otp",
-           "KYO_OTEL_OTLP_PROTOCOL": protocol}
-    with OtlpReceiver(protocol=protocol) as receiver:
-        done = run_python(RESOURCE_APP, env={**env, "ENDPOINT": receiver.endpoint})
-        assert done.returncode == 0, done.stderr
+    receiver = _received(RESOURCE_APP, protocol,
+                         OTEL_RESOURCE_ATTRIBUTES=f"service.owner={EMAIL},deploy.api_token={API_KEY},team=otp")
     assert receiver.logs("started") and receiver.metric_points("kyo.otp.sent")
     for raw in (EMAIL, "alice.chen", API_KEY):
         assert not receiver.contains(raw), raw
@@ -686,12 +691,7 @@ def test_a_client_trace_state_is_scrubbed_before_it_is_exported(protocol):
     # The tracestate header is the client's text, and the server span carries it out in its
     # trace_state field: it went out raw, on kyo's wire encoder (grpc) and through the
     # scrubbing exporter (http) alike.
-    from kyo_otel.receiver import OtlpReceiver
-    from tests.support.subprocess_python import run_python
-
-    with OtlpReceiver(protocol=protocol) as receiver:
-        done = run_python(TRACE_STATE_APP, env={"ENDPOINT": receiver.endpoint, "KYO_OTEL_OTLP_PROTOCOL": protocol})
-        assert done.returncode == 0, done.stderr
+    receiver = _received(TRACE_STATE_APP, protocol)
     [server] = receiver.spans("GET /ping")
     assert server.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert server.trace_state == "vendor=t61rcWkgMzE,phone=+886*******78,session=[scrubbed:session],mail=a***@example.com"
@@ -732,12 +732,7 @@ def test_attribute_keys_event_names_and_the_applications_metrics_are_scrubbed(pr
     # body were, but not as the attributes' own keys), a log record's event name, and the
     # attributes of a metric the application records with the OpenTelemetry API on kyo's meter
     # provider (metrics had no scrubbing at all outside kyo's own instruments).
-    from kyo_otel.receiver import OtlpReceiver
-    from tests.support.subprocess_python import run_python
-
-    with OtlpReceiver(protocol=protocol) as receiver:
-        done = run_python(DATA_IN_NAMES_APP, env={"ENDPOINT": receiver.endpoint, "KYO_OTEL_OTLP_PROTOCOL": protocol})
-        assert done.returncode == 0, done.stderr
+    receiver = _received(DATA_IN_NAMES_APP, protocol)
     for raw in ("886912345678", "886913345678", "912345678", "alice.chen"):
         assert not receiver.contains(raw), raw
     [span] = receiver.spans("lookup")
