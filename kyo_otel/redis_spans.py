@@ -145,14 +145,55 @@ def _connection_attributes(instance: Any) -> dict[str, Any]:
     return attributes
 
 
+_SUBCOMMANDS = frozenset({
+    "ACL", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "DEBUG", "FUNCTION", "HOTKEYS", "LATENCY", "MEMORY",
+    "MODULE", "OBJECT", "PUBSUB", "SCRIPT", "SENTINEL", "SLOWLOG", "TFUNCTION", "XGROUP", "XINFO",
+})
+"""Commands whose second word is part of the name: redis-py's ``execute_command("CONFIG GET", p)``."""
+
+
+def _named(command: Any) -> tuple[str, int]:
+    """A command's name and how many arguments its first argument holds after the name.
+
+    redis-py sends each word of the first argument as an argument of its own: its ``"CONFIG
+    GET"``, and an application's ``execute_command(f"SET {key} {code}")`` alike. Only the
+    command's own words name it; the others are keys and values (the whole string was the span's
+    name and statement)."""
+    if type(command) is bytes and b" " in command:
+        command = command.decode("utf-8", "replace")
+    if type(command) is not str:
+        return str(command), 0
+    words = command.split()
+    if len(words) < 2:
+        return command, 0
+    size = 2 if words[0].upper() in _SUBCOMMANDS else 1
+    return " ".join(words[:size]), len(words) - size
+
+
 def _sanitized(args: tuple[Any, ...]) -> str:
     """``COMMAND ? ?``: the command name and one ``?`` per argument, never an argument."""
     if not args:
         return ""
-    statement = str(args[0]) + " ?" * (len(args) - 1)
+    name, more = _named(args[0])
+    statement = name + " ?" * (more + len(args) - 1)
     if len(statement) > _STATEMENT_LIMIT:
         statement = statement[: _STATEMENT_LIMIT - 3] + "..."
     return statement
+
+
+def name_contrib_span(span: Any, instance: Any, args: Any, kwargs: Any) -> None:
+    """A request hook for contrib's Redis spans (``instrumentation="contrib"``): a command written
+    as one string (``SET key value``) gets its name and a ``?`` statement, as here; contrib keeps
+    the whole string as both."""
+    command = args[0] if args else None
+    if type(command) in (str, bytes) and len(command.split()) > 1 and span.is_recording():
+        name, _ = _named(command)
+        if name != command:
+            span.update_name(name)
+            statement: dict[str, Any] = {}
+            database = _get_semconv_opt_in_modes(_SIGNALS)[_OpenTelemetryStabilitySignalType.DATABASE]
+            _set_db_statement(statement, _sanitized(args), database)  # the keys contrib set
+            span.set_attributes(statement)
 
 
 _Description = tuple[str, dict[str, Any]]
@@ -186,7 +227,7 @@ def _command_span(instance: Any, args: tuple[Any, ...]) -> tuple[str, dict[str, 
     if described is None:
         command = args[0] if args else None
         if command:
-            name = _SEARCH_NAMES.get(command, command) if isinstance(command, str) else str(command)
+            name = (_SEARCH_NAMES.get(command) if isinstance(command, str) else None) or _named(command)[0]
         else:
             database = instance.connection_pool.connection_kwargs.get("db")
             name = str(0 if database is None else database)
@@ -221,7 +262,7 @@ def _pipeline_span(instance: Any, _: Any) -> tuple[str, dict[str, Any]]:
     if described is None:
         try:
             statement = "\n".join([_sanitized(args) for args in queued])
-            name = " ".join([str(args[0]) for args in queued])
+            name = " ".join([_named(args[0])[0] for args in queued])
         except (AttributeError, IndexError, TypeError, ValueError):
             queued, key, statement, name = [], None, "", ""
         attributes = dict.fromkeys(_state.statement_keys, statement)

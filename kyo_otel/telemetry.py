@@ -259,7 +259,9 @@ def _instrument_redis(settings: Settings, tracer_provider: TracerProvider) -> st
 
     _uninstrument_redis("kyo")
     _uninstrument_redis("contrib")  # already instrumented (a user, an earlier configuration): redone with this provider
-    RedisInstrumentor().instrument(tracer_provider=tracer_provider)
+    from kyo_otel.redis_spans import name_contrib_span
+
+    RedisInstrumentor().instrument(tracer_provider=tracer_provider, request_hook=name_contrib_span)
     return "contrib"
 
 

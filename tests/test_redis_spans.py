@@ -305,3 +305,27 @@ def test_an_exception_that_cannot_be_printed_reaches_the_caller_as_raised(redis_
     (span,) = kyo_telemetry.spans("GET")
     assert span.status.status_code is trace.StatusCode.ERROR
     assert span.status.description == "_Unprintable: <exception str() failed>"
+
+
+ONE_STRING_COMMANDS = f"""
+    import json, os
+    import redis
+    import kyo_otel
+
+    telemetry = kyo_otel.configure(environment="test")
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client.execute_command("SET {PHONE_KEY} {CODE} EX 60")  # redis-py sends each word as an argument
+    assert client.get("{PHONE_KEY}") == b"{CODE}"
+    client.config_get("maxmemory")  # redis-py's own two-word name: CONFIG GET
+    print(json.dumps([[s.name, s.attributes["db.statement"]] for s in telemetry.memory.spans.get_finished_spans()]))
+"""
+
+
+@pytest.mark.parametrize("instrumentation", ["kyo", "contrib"])
+def test_a_command_written_as_one_string_records_its_name_not_its_words(redis_server, instrumentation):
+    # execute_command(f"SET {key} {code}") works (redis-py splits the words), and the whole string
+    # was the span's name and its db.statement: the phone number masked by the scrubber at most,
+    # the code not at all.
+    spans = last_json_line(run_python(ONE_STRING_COMMANDS, env={
+        "REDIS_URL": redis_server.url, "KYO_OTEL_INSTRUMENTATION": instrumentation}))
+    assert spans == [["SET", "SET ? ? ? ?"], ["GET", "GET ?"], ["CONFIG GET", "CONFIG GET ?"]]
