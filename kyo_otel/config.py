@@ -113,19 +113,25 @@ def _endpoint(raw: Any, name: str, source: str) -> str:
     return raw.strip().rstrip("/")
 
 
+def _values_hidden(raw: str) -> str:
+    """``x-api-key=k3y,Authorization: Bearer t0k`` -> ``x-api-key=***,***``: the values of the
+    headers are credentials, and the error is printed (stderr, ``kyo-otel doctor``)."""
+    return ",".join(item.partition("=")[0] + "=***" if "=" in item else "***" if item.strip() else item for item in raw.split(","))
+
+
 def _key_values(raw: Any, name: str, source: str) -> dict[str, str]:
     """``k1=v1,k2=v2`` (W3C baggage style, values URL-decoded) or a mapping."""
     if isinstance(raw, Mapping):
         return {str(k): str(v) for k, v in raw.items()}
     if not isinstance(raw, str):
-        raise ConfigError(name, raw, "key=value pairs separated by commas", source)
+        raise ConfigError(name, "(hidden)", "key=value pairs separated by commas", source)
     pairs: dict[str, str] = {}
     for item in raw.split(","):
         if not item.strip():
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(name, raw, "key=value pairs separated by commas", source)
+            raise ConfigError(name, _values_hidden(raw), "key=value pairs separated by commas (values hidden here)", source)
         pairs[unquote(key.strip())] = unquote(value.strip())
     return pairs
 

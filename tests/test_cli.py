@@ -252,3 +252,14 @@ def test_bad_arguments_are_usage_errors():
     result = kyo_otel_command("cost", "--tenants", "0")
     assert result.returncode == 2
     assert "must be greater than 0" in result.stderr
+
+
+def test_doctor_reports_malformed_headers_without_their_credentials():
+    # "Authorization: Bearer ..." (a colon where "=" belongs) is the usual mistake, and the error
+    # printed the whole value: the token went to the terminal, or with configure() to stderr.
+    result = kyo_otel_command("doctor", env={"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=k3y-5ecret,Authorization: Bearer t0k3n-abc"})
+    assert result.returncode == 1
+    assert ("invalid otlp_headers 'x-api-key=***,***' (from OTEL_EXPORTER_OTLP_HEADERS): "
+            "expected key=value pairs separated by commas (values hidden here)") in result.stdout
+    for secret in ("k3y-5ecret", "t0k3n-abc"):
+        assert secret not in result.stdout + result.stderr
