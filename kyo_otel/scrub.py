@@ -361,6 +361,11 @@ class Scrubber:
                     # A "+" may be a phone number's own (+886...) or an encoded space: mask the
                     # raw value first, then what it decodes to.
                     raw = self.scrub_text(value)
+                    kept = unquote(value) if raw == value and "+" in value and "%" in value else None
+                    masked = self.scrub_text(kept) if kept is not None else None
+                    if masked != kept:  # +886%20912%20345%20678: a browser encodes the spaces, not the "+"
+                        pairs.append(self.scrub_text(name) + equals + masked)  # type: ignore[operator]
+                        continue
                     unquoted = unquote if raw != value else unquote_plus  # keep a masked number's "+"
                     decoded = unquoted(raw) if "%" in raw or "+" in raw else raw
                     scrubbed = self.scrub_text(decoded)

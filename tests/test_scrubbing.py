@@ -759,3 +759,20 @@ def test_keys_that_need_nothing_are_kept_and_remembered():
     attributes = {"http.route": "/otp/send", "db.statement": "SET ? ?", "user_agent.original": "curl/8.5"}
     assert scrubber.scrub_attributes(attributes) is None
     assert not scrubber.keys_change(attributes)
+
+
+def test_a_phone_number_whose_spaces_alone_are_encoded_is_masked_in_the_query(kyo_telemetry):
+    # fetch("/otp/status?to=" + phone) with "+886 912 345 678": the browser encodes the spaces and
+    # leaves the "+", and decoding the "+" as a space left " 886 912 345 678", a bare digit run.
+    app = flask.Flask("plus_kept")
+
+    @app.get("/otp/status")
+    def status():
+        return {"pending": False}
+
+    kyo_otel.instrument_app(app, kyo_telemetry.handle)
+    response = app.test_client().get("/otp/status", query_string="to=+886%20912%20345%20678&q=a+b%20c")
+    assert response.status_code == 200
+
+    span = kyo_telemetry.span("GET /otp/status")
+    assert span.attributes["url.query"] == "to=+886*******78&q=a+b%20c"
