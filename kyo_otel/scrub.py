@@ -164,7 +164,7 @@ _EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){%d}" % _MIN_PHONE_DIGITS)
 _SIX_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){6}")
 _DIGIT_RUN = re.compile(r"[0-9]+")
 _WORDS_HINT = re.compile(r"code|otp|pin|pass|pwd|secret|token|key|auth|cookie|session")
-_SEGMENT_SPLIT = re.compile(r"[._\-\s/:]+")
+_SEGMENT_SPLIT = re.compile(r"[._\-\s/:\[\]]+")  # brackets: a form's user[password]
 
 
 def _mask_phone_groups(found: str) -> str:

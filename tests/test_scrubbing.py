@@ -776,3 +776,13 @@ def test_a_phone_number_whose_spaces_alone_are_encoded_is_masked_in_the_query(ky
 
     span = kyo_telemetry.span("GET /otp/status")
     assert span.attributes["url.query"] == "to=+886*******78&q=a+b%20c"
+
+
+def test_bracketed_form_keys_are_classified_by_their_last_name():
+    # Rails and PHP forms name fields user[password], user[phone]: the brackets hid the key's last
+    # segment, and the password went out raw in url.query and in a logged form mapping.
+    assert scrubber.scrub_value("url.query", "user[password]=hunter2&user[phone]=886912345678&user[name]=al") == (
+        "user[password]=[scrubbed:password]&user[phone]=8869******78&user[name]=al"
+    )
+    assert scrubber.scrub_value(None, {"user[password]": "hunter2", "user[otp_code]": 482913}) == {
+        "user[password]": "[scrubbed:password]", "user[otp_code]": "[scrubbed:otp_code]"}
