@@ -23,7 +23,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from kyo_otel import catalog
-from kyo_otel.config import PARAMS, SIGNALS, Settings, resolve_settings
+from kyo_otel.config import PARAMS, SIGNALS, Settings, resolve_settings, shown_endpoint
 from kyo_otel.errors import ConfigError
 
 DEFAULT_COLLECTOR = Path("collector") / "otel-collector.yaml"
@@ -52,9 +52,12 @@ def _show(value: Any) -> str:
 
 
 def _masked(name: str, value: Any) -> Any:
-    """Header values are credentials (API keys, bearer tokens): only their names are shown."""
+    """Header values are credentials (API keys, bearer tokens): only their names are shown; so is
+    an endpoint's password."""
     if name == "otlp_headers" and isinstance(value, dict):
         return {k: "***" for k in value}
+    if name == "otlp_endpoint":
+        return shown_endpoint(value)
     return value
 
 
@@ -74,6 +77,7 @@ def _host_port(endpoint: str) -> tuple[str, int]:
 
 def check_tcp(endpoint: str, timeout: float) -> Check:
     host, port = _host_port(endpoint)
+    endpoint = shown_endpoint(endpoint)
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
@@ -170,7 +174,7 @@ def _grpc_fix(code_name: str, signal: str, first: bool) -> str:
 def check_empty_export(settings: Settings, signal: str, timeout: float, first: bool = True) -> Check:
     """Send a real OTLP export with nothing in it: proves protocol, path, TLS, credentials and
     that the collector has a pipeline for the signal."""
-    what = f"an empty OTLP {_SINGULAR[signal]} export to {settings.otlp_endpoint} ({settings.otlp_protocol})"
+    what = f"an empty OTLP {_SINGULAR[signal]} export to {shown_endpoint(settings.otlp_endpoint)} ({settings.otlp_protocol})"
     start = time.perf_counter()
     try:
         if settings.otlp_protocol == "grpc":

@@ -99,6 +99,18 @@ def _number(low: float, high: float, *, integer: bool = False) -> Callable[[Any,
     return parse
 
 
+def shown_endpoint(url: Any) -> Any:
+    """``http://user:pw@collector:4317`` -> ``http://user:***@collector:4317``: an endpoint is
+    printed (errors, ``kyo-otel doctor``), a password in it is a credential."""
+    if not isinstance(url, str) or "@" not in url:
+        return url
+    scheme, at, rest = url.partition("://")
+    userinfo, sign, host = rest.partition("@")
+    if not at or not sign or "/" in userinfo or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
+
+
 def _endpoint(raw: Any, name: str, source: str) -> str:
     allowed = "a URL such as http://localhost:4317 (scheme http or https, a host, an optional port)"
     if not isinstance(raw, str):
@@ -107,9 +119,9 @@ def _endpoint(raw: Any, name: str, source: str) -> str:
         parts = urlsplit(raw.strip())
         port = parts.port
     except ValueError:
-        raise ConfigError(name, raw, allowed, source) from None
+        raise ConfigError(name, shown_endpoint(raw), allowed, source) from None
     if parts.scheme not in ("http", "https") or not parts.hostname or (port is not None and port == 0):
-        raise ConfigError(name, raw, allowed, source)
+        raise ConfigError(name, shown_endpoint(raw), allowed, source)
     return raw.strip().rstrip("/")
 
 

@@ -263,3 +263,17 @@ def test_doctor_reports_malformed_headers_without_their_credentials():
             "expected key=value pairs separated by commas (values hidden here)") in result.stdout
     for secret in ("k3y-5ecret", "t0k3n-abc"):
         assert secret not in result.stdout + result.stderr
+
+
+def test_doctor_never_prints_the_password_of_an_endpoint():
+    # An endpoint's userinfo password went to the terminal in the configuration table, in the
+    # connection check's finding and in the error for an invalid endpoint.
+    from kyo_otel.receiver import free_port
+
+    unreachable = f"http://otel:s3cr3t-pw@127.0.0.1:{free_port()}"
+    result = kyo_otel_command("doctor", env={"OTEL_EXPORTER_OTLP_ENDPOINT": unreachable, "KYO_OTEL_PROFILE": "otlp"})
+    assert f"OTLP endpoint {unreachable.replace('s3cr3t-pw', '***')}: nothing listens on" in result.stdout
+    invalid = kyo_otel_command("doctor", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://otel:s3cr3t-pw@127.0.0.1:4317"})
+    assert "invalid otlp_endpoint 'ftp://otel:***@127.0.0.1:4317'" in invalid.stdout
+    for output in (result.stdout + result.stderr, invalid.stdout + invalid.stderr):
+        assert "s3cr3t-pw" not in output
