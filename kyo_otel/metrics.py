@@ -27,6 +27,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from kyo_otel.config import Settings
 from kyo_otel.exporters import DELTA_TEMPORALITY, EXPONENTIAL_HISTOGRAMS
+from kyo_otel.scrub import _FailClosed
 
 if TYPE_CHECKING:
     from kyo_otel.scrub import Scrubber
@@ -57,6 +58,7 @@ class WithProcessMetrics(MetricReader):
         self._provider: MeterProvider | None = None
         self._scrubber = scrubber
         """Scrubs every point's attributes at collection (``scrubbed_points``)."""
+        self._scrub_failures = _FailClosed("metrics")
         super().__init__(*args, **kwargs)
 
     def add_source(self, source: MetricSource) -> None:
@@ -81,7 +83,9 @@ class WithProcessMetrics(MetricReader):
             if metric is not None:
                 extra.append((source.scope, metric))
         data = with_metrics(data, extra, self._resource()) if extra else data
-        return data if self._scrubber is None or data is None else scrubbed_points(data, self._scrubber)
+        if self._scrubber is None or data is None:
+            return data
+        return scrubbed_points(data, self._scrubber, self._scrub_failures)
 
     def _resource(self) -> Resource:
         # Read at each collection: after a fork the provider's resource gets a new instance id.
@@ -103,13 +107,16 @@ def with_metrics(data: MetricsData | None, extra: list[tuple[InstrumentationScop
     return MetricsData([merged, *others])
 
 
-def scrubbed_points(data: MetricsData, scrubber: Scrubber) -> MetricsData:
+def scrubbed_points(data: MetricsData, scrubber: Scrubber, failures: _FailClosed) -> MetricsData:
     """``data`` with every point's attributes scrubbed (``data`` itself when none changed).
 
     kyo_otel's own instruments bound and scrub their attributes as they record; this is for the
     application's: an instrument made with the OpenTelemetry API on kyo's meter provider records
     whatever attributes it is given (``{"user.phone": phone}``), and metrics have no scrubbing
-    exporter. Two points whose attributes mask alike both go out, as two points."""
+    exporter. Two points whose attributes mask alike both go out, as two points. A point that
+    cannot be scrubbed (a callback that raises) is dropped and counted in ``failures``, never
+    exported raw; nothing raises out of here: the periodic reader's thread would end with it, and
+    with it every later collection."""
     changed = False
     resource_metrics = []
     for rm in data.resource_metrics:
@@ -120,10 +127,15 @@ def scrubbed_points(data: MetricsData, scrubber: Scrubber) -> MetricsData:
                 points = getattr(metric.data, "data_points", None) or ()
                 new_points = []
                 for point in points:
-                    attributes = scrubber.scrub_attributes(point.attributes)
-                    new_points.append(point if attributes is None else dataclasses.replace(point, attributes=attributes))
-                if any(new is not old for new, old in zip(new_points, points)):
+                    try:
+                        attributes = scrubber.scrub_attributes(point.attributes)
+                        new_points.append(point if attributes is None else dataclasses.replace(point, attributes=attributes))
+                    except Exception:
+                        failures.dropped()
+                if len(new_points) != len(points) or any(new is not old for new, old in zip(new_points, points)):
                     changed = True
+                    if not new_points:  # every point dropped: no metric without points
+                        continue
                     metric = dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=new_points))
                 metrics.append(metric)
             scope_metrics.append(ScopeMetrics(sm.scope, metrics, sm.schema_url))

@@ -759,3 +759,41 @@ def test_keys_that_need_nothing_are_kept_and_remembered():
     attributes = {"http.route": "/otp/send", "db.statement": "SET ? ?", "user_agent.original": "curl/8.5"}
     assert scrubber.scrub_attributes(attributes) is None
     assert not scrubber.keys_change(attributes)
+
+
+def test_a_metric_point_that_cannot_be_scrubbed_is_dropped_and_the_reader_keeps_collecting(kyo_telemetry):
+    # The reader scrubs at collection, inside collect(): a failing scrub raised out of it, and
+    # the periodic reader's thread, which only catches timeouts, ended with it (no metrics for the
+    # rest of the process); get_metrics_data() and force_flush() raised into the application.
+    import io
+
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+    from opentelemetry.sdk.resources import Resource
+
+    from kyo_otel import metrics
+    from kyo_otel.config import resolve_settings
+    from kyo_otel.exporters import DELTA_TEMPORALITY
+
+    def callback(key, value):
+        if value == "unscrubbable":
+            raise RuntimeError("a buggy callback")
+        return value
+
+    out = io.StringIO()
+    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "console", "OTEL_METRIC_EXPORT_INTERVAL": "600000"})
+    reader = metrics.periodic_reader(
+        settings, ConsoleMetricExporter(out=out, preferred_temporality=DELTA_TEMPORALITY), Scrubber(callback=callback)
+    )
+    provider = metrics.build_meter_provider(Resource.create({"service.name": "metric-scrub-failure"}), reader)
+    lookups = provider.get_meter("failing").create_counter("app.lookups")
+    lookups.add(1, {"user.phone": "+886912345678", "note": "unscrubbable"})
+    lookups.add(2, {"user.phone": "+886913345678", "note": "fine"})
+    reader.collect()
+    lookups.add(3, {"note": "later"})
+    reader.collect()
+    provider.shutdown()
+
+    exported = out.getvalue()
+    assert '"note": "fine"' in exported and '"note": "later"' in exported
+    assert "unscrubbable" not in exported and "886912345678" not in exported and "886913345678" not in exported
+    assert kyo_telemetry.metric("kyo.telemetry.dropped", kyo_signal="metrics").value == 1
