@@ -27,7 +27,7 @@ One ``Scrubber`` is applied to every signal before any exporter sees it (see
   phone and email keys are masked as above, and the others are decoded and scrubbed.
 - **Keys and names**: attribute keys and the keys of mapping bodies are scrubbed as text
   (``sms.+886912345678`` -> ``sms.+886*******78``; two keys masked alike both stay, the second
-  suffixed ``#2``), as are span, event and log event names and a client's ``tracestate`` values.
+  suffixed ``#2``), as are span, event and log event names and the keys and values of a client's ``tracestate``.
   Metric points get the same attribute scrubbing at collection (``kyo_otel.metrics``).
 - **Extra patterns** (``{"iban": r"..."}`` -> ``[scrubbed:iban]``) join the one combined
   pattern; a **callback** ``(key, value) -> value`` sees every string value after the built-in
@@ -154,6 +154,8 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
 )
 _TRACE_STATE_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
 """A W3C trace-state value (printable ASCII without ``,`` and ``=``, not ending in a space)."""
+_TRACE_STATE_KEY = re.compile(r"[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13}")
+"""A W3C trace-state key (``vendor``, or ``tenant@vendor`` whose tenant may start with a digit)."""
 _PHONE_DIGITS = {"international": (8, 15), "local": (9, 11)}
 _MIN_LENGTH = 5
 _SHORT = 200  # texts up to this length are memoised
@@ -414,19 +416,26 @@ class Scrubber:
         return value
 
     def scrub_trace_state(self, state: TraceState) -> TraceState:
-        """A span's W3C trace state with each value scrubbed by its key (``state`` itself when
-        nothing changed). It arrives from the client in ``tracestate`` and is exported with the
-        server span: any caller could put a phone number or a token there. A value the mask
-        leaves invalid for a trace state is replaced by ``scrubbed``."""
+        """A span's W3C trace state with each value scrubbed by its key and each key as text
+        (``state`` itself when nothing changed). It arrives from the client in ``tracestate`` and
+        is exported with the server span: any caller could put a phone number or a token there,
+        in a value or in a key (``0912345678@sms``). A value the mask leaves invalid for a trace
+        state is replaced by ``scrubbed``; a key it leaves invalid, or like an earlier one, loses
+        its pair (a key cannot be suffixed: ``#`` is not allowed in one)."""
         changed = False
-        pairs = []
+        pairs: list[tuple[str, str]] = []
         for key, value in state.items():
+            masked = self.scrub_text(key)
+            if masked != key:
+                changed = True
+                if _TRACE_STATE_KEY.fullmatch(masked) is None or any(masked == k for k, _ in pairs):
+                    continue
             scrubbed = self.scrub_value(key, value)
             if scrubbed != value:
                 changed = True
                 if not isinstance(scrubbed, str) or _TRACE_STATE_VALUE.fullmatch(scrubbed) is None:
                     scrubbed = "scrubbed"
-            pairs.append((key, scrubbed))
+            pairs.append((masked, scrubbed))
         return TraceState(pairs) if changed else state
 
     def scrub_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, Any]:

@@ -679,7 +679,7 @@ TRACE_STATE_APP = """
     kyo_otel.configure(environment="production", service_name="trace-state-scrub", otlp_endpoint=os.environ["ENDPOINT"], app=app)
     response = app.test_client().get("/ping", headers={
         "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        "tracestate": "vendor=t61rcWkgMzE,phone=+886912345678,session=s3cr3t,mail=alice.chen@example.com",
+        "tracestate": "vendor=t61rcWkgMzE,phone=+886912345678,session=s3cr3t,mail=alice.chen@example.com,0912345678@sms=1",
     })
     assert response.status_code == 200
     assert kyo_otel.shutdown(), "flushed within the bound"
@@ -694,9 +694,23 @@ def test_a_client_trace_state_is_scrubbed_before_it_is_exported(protocol):
     receiver = _received(TRACE_STATE_APP, protocol)
     [server] = receiver.spans("GET /ping")
     assert server.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert server.trace_state == "vendor=t61rcWkgMzE,phone=+886*******78,session=[scrubbed:session],mail=a***@example.com"
-    for raw in ("886912345678", "s3cr3t", "alice.chen"):
+    assert server.trace_state == (
+        "vendor=t61rcWkgMzE,phone=+886*******78,session=[scrubbed:session],mail=a***@example.com,0912****78@sms=1"
+    )
+    for raw in ("886912345678", "s3cr3t", "alice.chen", "0912345678"):
         assert not receiver.contains(raw), raw
+
+
+def test_a_trace_state_key_is_scrubbed_as_text_and_dropped_when_its_mask_is_no_key():
+    # A tenant@vendor key may be all digits before the "@": a phone number went out as a key.
+    from opentelemetry.trace import TraceState
+
+    state = TraceState([("0912345678@sms", "1"), ("tel-0912345678", "2"), ("rojo", "00f067aa0ba902b7")])
+    assert list(scrubber.scrub_trace_state(state).items()) == [
+        ("0912****78@sms", "1"), ("tel-0912****78", "2"), ("rojo", "00f067aa0ba902b7")]
+    # A key an extra pattern masks to "[scrubbed:ticket]" is no valid key: its pair goes.
+    assert list(Scrubber(extra_patterns={"ticket": r"tk-[0-9]{6}"}).scrub_trace_state(
+        TraceState([("tk-123456", "x"), ("rojo", "1")])).items()) == [("rojo", "1")]
 
 
 def test_a_trace_state_with_nothing_to_scrub_is_kept_as_it_is():
