@@ -463,7 +463,7 @@ class Scrubber:
             return False
         for key in keys:
             if key not in plain:
-                if type(key) is str and self.scrub_text(key) != key:
+                if isinstance(key, str) and self.scrub_text(key) != key:
                     return True
                 if len(plain) >= _PLAIN_KEYS_LIMIT:
                     plain.clear()

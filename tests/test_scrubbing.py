@@ -811,3 +811,11 @@ def test_a_metric_point_that_cannot_be_scrubbed_is_dropped_and_the_reader_keeps_
     assert '"note": "fine"' in exported and '"note": "later"' in exported
     assert "unscrubbable" not in exported and "886912345678" not in exported and "886913345678" not in exported
     assert kyo_telemetry.metric("kyo.telemetry.dropped", kyo_signal="metrics").value == 1
+
+
+def test_a_key_of_a_str_subclass_is_scrubbed_like_a_str():
+    # keys_change looked only at keys whose type is exactly str: a subclass key (markupsafe's
+    # Markup, a StrEnum-style class) holding a phone number was remembered as plain, and kept.
+    from markupsafe import Markup
+
+    assert scrubber.scrub_attributes({Markup("sms.sent.+886912345678"): True}) == {"sms.sent.+886*******78": True}
