@@ -115,10 +115,11 @@ _KEY_SEPARATOR = r"[\"']?[ \t]*[:=][ \t]*[\"']?"
 _PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "email",
-        # The local part starts at the start of its run (the lookbehind): with any character but a
-        # dot (``_john@``), and may be as long as a whole address (RFC 5321's 64 is not what
-        # people type); matching only from a run's start keeps the scan linear.
-        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9_%+\-][A-Za-z0-9._%+\-]{0,253}(?:@|%40)"
+        # The local part starts at the start of its run (the lookbehind), with any character of
+        # the run, a dot too (``_john@``, ``...john@`` after a truncation: the lookbehind leaves no
+        # later start in such a run), and may be as long as a whole address (RFC 5321's 64 is not
+        # what people type); matching only from a run's start keeps the scan linear.
+        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,254}(?:@|%40)"
         r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}" + _NOT_ALNUM_AFTER,
     ),
     (

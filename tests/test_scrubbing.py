@@ -151,6 +151,9 @@ def test_ids_timestamps_and_numbers_as_text_are_never_mangled(value):
         ("from _alice.chen@example.com", "from _***@example.com"),
         ("+alerts@example.com", "+***@example.com"),
         ("to " + "a" * 70 + "@example.com.", "to a***@example.com."),
+        # A run starting with a dot (text cut with "..."): no start left in it, raw.
+        ("...alice.chen@example.com", ".***@example.com"),
+        ("reply to .bob@example.com", "reply to .***@example.com"),
     ],
 )
 def test_emails_and_secrets_in_text_lose_the_secret_part_only(text, scrubbed):
