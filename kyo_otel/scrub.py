@@ -27,7 +27,8 @@ One ``Scrubber`` is applied to every signal before any exporter sees it (see
   phone and email keys are masked as above, and the others are decoded and scrubbed.
 - **Keys and names**: attribute keys and the keys of mapping bodies are scrubbed as text
   (``sms.+886912345678`` -> ``sms.+886*******78``; two keys masked alike both stay, the second
-  suffixed ``#2``), as are span, event and log event names and the keys and values of a client's ``tracestate``.
+  suffixed ``#2``), as are span, event and log event names and the keys and values of a
+  client's ``tracestate``.
   Metric points get the same attribute scrubbing at collection (``kyo_otel.metrics``).
 - **Extra patterns** (``{"iban": r"..."}`` -> ``[scrubbed:iban]``) join the one combined
   pattern; a **callback** ``(key, value) -> value`` sees every string value after the built-in
@@ -232,8 +233,9 @@ class Scrubber:
     ``extra_patterns``: a mapping label -> regex (or an iterable of regexes, label ``custom``);
     matches become ``[scrubbed:<label>]``. ``sensitive_keys``: more key segments whose values
     are always replaced. ``callback(key, value) -> value``: runs on every string value of an
-    attribute or a body after the built-in rules (``key`` is ``None`` for a string body); return
-    the value to keep. (Span and event names, status descriptions get the built-in rules only.)
+    attribute, a body or a trace state after the built-in rules (``key`` is ``None`` for a string body); return
+    the value to keep. (Span, event and log event names, attribute and trace-state keys, status
+    descriptions get the built-in rules only.)
     """
 
     def __init__(
