@@ -1,8 +1,8 @@
 """The scrubber: phone numbers, OTP codes, emails and secrets never leave the process.
 
 One ``Scrubber`` is applied to every signal before any exporter sees it (see
-``ScrubbingSpanExporter`` / ``ScrubbingLogExporter`` here, and the tenant guard of
-``kyo_otel.instruments`` for metric attributes). What it does:
+``ScrubbingSpanExporter`` / ``ScrubbingLogExporter`` here, and ``scrubbed_points``, which the
+metric reader applies at each collection). What it does:
 
 - **Values of sensitive keys** are replaced whatever their type: an attribute key (or a key of a
   mapping body) whose last segment is ``password``, ``token``, ``secret``, ``authorization``,
@@ -29,7 +29,7 @@ One ``Scrubber`` is applied to every signal before any exporter sees it (see
   (``sms.+886912345678`` -> ``sms.+886*******78``; two keys masked alike both stay, the second
   suffixed ``#2``), as are span, event and log event names and the keys and values of a
   client's ``tracestate``.
-  Metric points get the same attribute scrubbing at collection (``kyo_otel.metrics``).
+  Metric points get the same attribute scrubbing at collection (``scrubbed_points``).
 - **Extra patterns** (``{"iban": r"..."}`` -> ``[scrubbed:iban]``) join the one combined
   pattern; a **callback** ``(key, value) -> value`` sees every string value after the built-in
   rules.
@@ -43,6 +43,7 @@ results for texts up to 200 characters are memoised in bounded LRUs (4096 entrie
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import logging
 import re
@@ -55,6 +56,7 @@ from urllib.parse import unquote, unquote_plus
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics.export import MetricsData, ResourceMetrics, ScopeMetrics
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -650,6 +652,42 @@ class ScrubbingLogExporter(_ScrubbingExporter, LogRecordExporter):
         return ReadableLogRecord(
             log_record=copied, resource=item.resource, instrumentation_scope=item.instrumentation_scope, limits=item.limits
         )
+
+
+def scrubbed_points(data: MetricsData, scrubber: Scrubber, failures: _FailClosed) -> MetricsData:
+    """``data`` with every point's attributes scrubbed (``data`` itself when none changed).
+
+    kyo_otel's own instruments bound and scrub their attributes as they record; this is for the
+    application's: an instrument made with the OpenTelemetry API on kyo's meter provider records
+    whatever attributes it is given (``{"user.phone": phone}``), and metrics have no scrubbing
+    exporter. Two points whose attributes mask alike both go out, as two points. A point that
+    cannot be scrubbed (a callback that raises) is dropped and counted in ``failures``, never
+    exported raw; nothing raises out of here: the periodic reader's thread would end with it, and
+    with it every later collection."""
+    changed = False
+    resource_metrics = []
+    for rm in data.resource_metrics:
+        scope_metrics = []
+        for sm in rm.scope_metrics:
+            metrics = []
+            for metric in sm.metrics:
+                points = getattr(metric.data, "data_points", None) or ()
+                new_points = []
+                for point in points:
+                    try:
+                        attributes = scrubber.scrub_attributes(point.attributes)
+                        new_points.append(point if attributes is None else dataclasses.replace(point, attributes=attributes))
+                    except Exception:
+                        failures.dropped()
+                if len(new_points) != len(points) or any(new is not old for new, old in zip(new_points, points)):
+                    changed = True
+                    if not new_points:  # every point dropped: no metric without points
+                        continue
+                    metric = dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=new_points))
+                metrics.append(metric)
+            scope_metrics.append(ScopeMetrics(sm.scope, metrics, sm.schema_url))
+        resource_metrics.append(ResourceMetrics(rm.resource, scope_metrics, rm.schema_url))
+    return MetricsData(resource_metrics) if changed else data
 
 
 def scrubbing(exporter: Any, scrubber: Scrubber, wrapper: type[_ScrubbingExporter]) -> Any:
