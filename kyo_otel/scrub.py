@@ -178,17 +178,23 @@ def _mask_phone_groups(found: str) -> str:
     number followed by more numbers (``0912 345 678 2026``) when its first groups make one, and
     otherwise an id (``0000000000000001``), left alone; but not after a ``+``, which only phone
     numbers start with: ``+886912345678901`` plus an extension typed without a break is masked
-    whole."""
+    whole, with or without a space after the country code."""
     low, high = _PHONE_DIGITS["local" if found[0] in "0(" else "international"]
     skip = 3 if found[0] == "%" else 0  # %2B
-    count, end = 0, 0
+    count, end, overflow = 0, 0, False
     for group in _DIGIT_RUN.finditer(found, skip):
         if count + len(group.group()) > high:
+            overflow = True
             break
         count += len(group.group())
         end = group.end()
     if count < low:
-        return mask_phone(found) if count == 0 and found[0] in "+%" else found
+        # After a "+", digits that overflow E.164 are a number run into its extension: in the
+        # first group (+8869123456780123), or after a country code (+886 9123456780123; a country
+        # code never starts with 0, a UTC offset does: +0800 1700000000000000000 stays).
+        if overflow and found[0] in "+%" and (count == 0 or found[skip or 1] != "0"):
+            return mask_phone(found)
+        return found
     if end < len(found) and found[end] == ")":
         end += 1
     return mask_phone(found[:end]) + found[end:]

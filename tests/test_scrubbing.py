@@ -37,6 +37,9 @@ scrubber = Scrubber()
         # A number and its extension typed as one run after a "+": more digits than E.164 allows
         # made it "not a phone number", and it went out raw.
         ("+8869123456780123", "+886***********23"),
+        # The same after a spaced country code: the first group fits, the run after it does not.
+        ("+886 9123456780123", "+886***********23"),
+        ("+886 912 3456780123", "+886***********23"),
     ],
 )
 def test_phone_numbers_in_every_typed_format_keep_first_four_and_last_two(typed, masked):
@@ -110,6 +113,7 @@ def test_a_mask_shows_at_most_six_digits_and_stands_for_every_hidden_one():
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
         "/otp/verify",
         "+5 points",
+        "2026-01-01T10:00:00 +0800 1767232800000000000",  # a UTC offset, then epoch nanoseconds
     ],
 )
 def test_look_alikes_are_left_alone(value):
