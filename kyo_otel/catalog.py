@@ -182,7 +182,7 @@ TELEMETRY_DROPPED = MetricSpec(
     kind="counter",
     unit="{item}",
     cloudwatch_unit="Count",
-    description="Spans and log records dropped because an export queue was full (or, rarely, scrubbing failed).",
+    description="Spans and log records dropped because an export queue was full, and (rarely) spans, log records or metric points that could not be scrubbed.",
     attributes=(DROPPED_SIGNAL,),
     dimension_sets=((), (DROPPED_SIGNAL,)),
 )

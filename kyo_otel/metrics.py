@@ -6,10 +6,9 @@ points the collector will really receive (``kyo_otel.testing`` sums deltas acros
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -27,9 +26,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from kyo_otel.config import Settings
 from kyo_otel.exporters import DELTA_TEMPORALITY, EXPONENTIAL_HISTOGRAMS
-
-if TYPE_CHECKING:
-    from kyo_otel.scrub import Scrubber
+from kyo_otel.scrub import Scrubber, _FailClosed, scrubbed_points
 
 _logger = logging.getLogger(__name__)
 
@@ -56,7 +53,8 @@ class WithProcessMetrics(MetricReader):
         self._sources: list[MetricSource] = []
         self._provider: MeterProvider | None = None
         self._scrubber = scrubber
-        """Scrubs every point's attributes at collection (``scrubbed_points``)."""
+        """Scrubs every point's attributes at collection (``kyo_otel.scrub.scrubbed_points``)."""
+        self._scrub_failures = _FailClosed("metrics")
         super().__init__(*args, **kwargs)
 
     def add_source(self, source: MetricSource) -> None:
@@ -81,7 +79,9 @@ class WithProcessMetrics(MetricReader):
             if metric is not None:
                 extra.append((source.scope, metric))
         data = with_metrics(data, extra, self._resource()) if extra else data
-        return data if self._scrubber is None or data is None else scrubbed_points(data, self._scrubber)
+        if self._scrubber is None or data is None:
+            return data
+        return scrubbed_points(data, self._scrubber, self._scrub_failures)
 
     def _resource(self) -> Resource:
         # Read at each collection: after a fork the provider's resource gets a new instance id.
@@ -101,34 +101,6 @@ def with_metrics(data: MetricsData | None, extra: list[tuple[InstrumentationScop
         scopes[scope].metrics.append(metric)  # type: ignore[attr-defined]
     merged = ResourceMetrics(resource=first.resource, scope_metrics=list(scopes.values()), schema_url=first.schema_url)
     return MetricsData([merged, *others])
-
-
-def scrubbed_points(data: MetricsData, scrubber: Scrubber) -> MetricsData:
-    """``data`` with every point's attributes scrubbed (``data`` itself when none changed).
-
-    kyo_otel's own instruments bound and scrub their attributes as they record; this is for the
-    application's: an instrument made with the OpenTelemetry API on kyo's meter provider records
-    whatever attributes it is given (``{"user.phone": phone}``), and metrics have no scrubbing
-    exporter. Two points whose attributes mask alike both go out, as two points."""
-    changed = False
-    resource_metrics = []
-    for rm in data.resource_metrics:
-        scope_metrics = []
-        for sm in rm.scope_metrics:
-            metrics = []
-            for metric in sm.metrics:
-                points = getattr(metric.data, "data_points", None) or ()
-                new_points = []
-                for point in points:
-                    attributes = scrubber.scrub_attributes(point.attributes)
-                    new_points.append(point if attributes is None else dataclasses.replace(point, attributes=attributes))
-                if any(new is not old for new, old in zip(new_points, points)):
-                    changed = True
-                    metric = dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=new_points))
-                metrics.append(metric)
-            scope_metrics.append(ScopeMetrics(sm.scope, metrics, sm.schema_url))
-        resource_metrics.append(ResourceMetrics(rm.resource, scope_metrics, rm.schema_url))
-    return MetricsData(resource_metrics) if changed else data
 
 
 class MemoryReader(WithProcessMetrics, InMemoryMetricReader):

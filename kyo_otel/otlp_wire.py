@@ -134,8 +134,8 @@ class _WireEncoder:
         if cache is None:
             cache = self._fields[tag] = {}
         memoize = self._memoize
-        # Keys the scrubber found plain (None: no scrubber). A cached field's key is one of them,
-        # so a key is looked for only when its field is not cached.
+        # Keys the scrubber found plain (None: no scrubber; cleared when full). A field is cached
+        # only once its key was found plain, so a key is looked for only when its field is not.
         plain_keys = self.scrubber.plain_keys if self.scrubber is not None else None
         out = []
         for key, value in plain.items():

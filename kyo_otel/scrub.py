@@ -1,8 +1,8 @@
 """The scrubber: phone numbers, OTP codes, emails and secrets never leave the process.
 
 One ``Scrubber`` is applied to every signal before any exporter sees it (see
-``ScrubbingSpanExporter`` / ``ScrubbingLogExporter`` here, and the tenant guard of
-``kyo_otel.instruments`` for metric attributes). What it does:
+``ScrubbingSpanExporter`` / ``ScrubbingLogExporter`` here, and ``scrubbed_points``, which the
+metric reader applies at each collection). What it does:
 
 - **Values of sensitive keys** are replaced whatever their type: an attribute key (or a key of a
   mapping body) whose last segment is ``password``, ``token``, ``secret``, ``authorization``,
@@ -27,8 +27,9 @@ One ``Scrubber`` is applied to every signal before any exporter sees it (see
   phone and email keys are masked as above, and the others are decoded and scrubbed.
 - **Keys and names**: attribute keys and the keys of mapping bodies are scrubbed as text
   (``sms.+886912345678`` -> ``sms.+886*******78``; two keys masked alike both stay, the second
-  suffixed ``#2``), as are span, event and log event names and a client's ``tracestate`` values.
-  Metric points get the same attribute scrubbing at collection (``kyo_otel.metrics``).
+  suffixed ``#2``), as are span, event and log event names and the keys and values of a
+  client's ``tracestate``.
+  Metric points get the same attribute scrubbing at collection (``scrubbed_points``).
 - **Extra patterns** (``{"iban": r"..."}`` -> ``[scrubbed:iban]``) join the one combined
   pattern; a **callback** ``(key, value) -> value`` sees every string value after the built-in
   rules.
@@ -42,6 +43,7 @@ results for texts up to 200 characters are memoised in bounded LRUs (4096 entrie
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import logging
 import re
@@ -54,6 +56,7 @@ from urllib.parse import unquote, unquote_plus
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics.export import MetricsData, ResourceMetrics, ScopeMetrics
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -115,10 +118,11 @@ _KEY_SEPARATOR = r"[\"']?[ \t]*[:=][ \t]*[\"']?"
 _PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "email",
-        # The local part starts at the start of its run (the lookbehind): with any character but a
-        # dot (``_john@``), and may be as long as a whole address (RFC 5321's 64 is not what
-        # people type); matching only from a run's start keeps the scan linear.
-        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9_%+\-][A-Za-z0-9._%+\-]{0,253}(?:@|%40)"
+        # The local part starts at the start of its run (the lookbehind), with any character of
+        # the run, a dot too (``_john@``, ``...john@`` after a truncation: the lookbehind leaves no
+        # later start in such a run), and may be as long as a whole address (RFC 5321's 64 is not
+        # what people type); matching only from a run's start keeps the scan linear.
+        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,254}(?:@|%40)"
         r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}" + _NOT_ALNUM_AFTER,
     ),
     (
@@ -154,6 +158,8 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
 )
 _TRACE_STATE_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
 """A W3C trace-state value (printable ASCII without ``,`` and ``=``, not ending in a space)."""
+_TRACE_STATE_KEY = re.compile(r"[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13}")
+"""A W3C trace-state key (``vendor``, or ``tenant@vendor`` whose tenant may start with a digit)."""
 _PHONE_DIGITS = {"international": (8, 15), "local": (9, 11)}
 _MIN_LENGTH = 5
 _SHORT = 200  # texts up to this length are memoised
@@ -172,17 +178,23 @@ def _mask_phone_groups(found: str) -> str:
     number followed by more numbers (``0912 345 678 2026``) when its first groups make one, and
     otherwise an id (``0000000000000001``), left alone; but not after a ``+``, which only phone
     numbers start with: ``+886912345678901`` plus an extension typed without a break is masked
-    whole."""
+    whole, with or without a space after the country code."""
     low, high = _PHONE_DIGITS["local" if found[0] in "0(" else "international"]
     skip = 3 if found[0] == "%" else 0  # %2B
-    count, end = 0, 0
+    count, end, overflow = 0, 0, False
     for group in _DIGIT_RUN.finditer(found, skip):
         if count + len(group.group()) > high:
+            overflow = True
             break
         count += len(group.group())
         end = group.end()
     if count < low:
-        return mask_phone(found) if count == 0 and found[0] in "+%" else found
+        # After a "+", digits that overflow E.164 are a number run into its extension: in the
+        # first group (+8869123456780123), or after a country code (+886 9123456780123; a country
+        # code never starts with 0, a UTC offset does: +0800 1700000000000000000 stays).
+        if overflow and found[0] in "+%" and (count == 0 or found[skip or 1] != "0"):
+            return mask_phone(found)
+        return found
     if end < len(found) and found[end] == ")":
         end += 1
     return mask_phone(found[:end]) + found[end:]
@@ -229,8 +241,9 @@ class Scrubber:
     ``extra_patterns``: a mapping label -> regex (or an iterable of regexes, label ``custom``);
     matches become ``[scrubbed:<label>]``. ``sensitive_keys``: more key segments whose values
     are always replaced. ``callback(key, value) -> value``: runs on every string value of an
-    attribute or a body after the built-in rules (``key`` is ``None`` for a string body); return
-    the value to keep. (Span and event names, status descriptions get the built-in rules only.)
+    attribute, a body or a trace state after the built-in rules (``key`` is ``None`` for a string body); return
+    the value to keep. (Span, event and log event names, attribute and trace-state keys, status
+    descriptions get the built-in rules only.)
     """
 
     def __init__(
@@ -419,19 +432,26 @@ class Scrubber:
         return value
 
     def scrub_trace_state(self, state: TraceState) -> TraceState:
-        """A span's W3C trace state with each value scrubbed by its key (``state`` itself when
-        nothing changed). It arrives from the client in ``tracestate`` and is exported with the
-        server span: any caller could put a phone number or a token there. A value the mask
-        leaves invalid for a trace state is replaced by ``scrubbed``."""
+        """A span's W3C trace state with each value scrubbed by its key and each key as text
+        (``state`` itself when nothing changed). It arrives from the client in ``tracestate`` and
+        is exported with the server span: any caller could put a phone number or a token there,
+        in a value or in a key (``0912345678@sms``). A value the mask leaves invalid for a trace
+        state is replaced by ``scrubbed``; a key it leaves invalid, or like an earlier one, loses
+        its pair (a key cannot be suffixed: ``#`` is not allowed in one)."""
         changed = False
-        pairs = []
+        pairs: list[tuple[str, str]] = []
         for key, value in state.items():
+            masked = self.scrub_text(key)
+            if masked != key:
+                changed = True
+                if _TRACE_STATE_KEY.fullmatch(masked) is None or any(masked == k for k, _ in pairs):
+                    continue
             scrubbed = self.scrub_value(key, value)
             if scrubbed != value:
                 changed = True
                 if not isinstance(scrubbed, str) or _TRACE_STATE_VALUE.fullmatch(scrubbed) is None:
                     scrubbed = "scrubbed"
-            pairs.append((key, scrubbed))
+            pairs.append((masked, scrubbed))
         return TraceState(pairs) if changed else state
 
     def scrub_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, Any]:
@@ -459,7 +479,7 @@ class Scrubber:
             return False
         for key in keys:
             if key not in plain:
-                if type(key) is str and self.scrub_text(key) != key:
+                if isinstance(key, str) and self.scrub_text(key) != key:
                     return True
                 if len(plain) >= _PLAIN_KEYS_LIMIT:
                     plain.clear()
@@ -643,6 +663,42 @@ class ScrubbingLogExporter(_ScrubbingExporter, LogRecordExporter):
         return ReadableLogRecord(
             log_record=copied, resource=item.resource, instrumentation_scope=item.instrumentation_scope, limits=item.limits
         )
+
+
+def scrubbed_points(data: MetricsData, scrubber: Scrubber, failures: _FailClosed) -> MetricsData:
+    """``data`` with every point's attributes scrubbed (``data`` itself when none changed).
+
+    kyo_otel's own instruments bound and scrub their attributes as they record; this is for the
+    application's: an instrument made with the OpenTelemetry API on kyo's meter provider records
+    whatever attributes it is given (``{"user.phone": phone}``), and metrics have no scrubbing
+    exporter. Two points whose attributes mask alike both go out, as two points. A point that
+    cannot be scrubbed (a callback that raises) is dropped and counted in ``failures``, never
+    exported raw; nothing raises out of here: the periodic reader's thread would end with it, and
+    with it every later collection."""
+    changed = False
+    resource_metrics = []
+    for rm in data.resource_metrics:
+        scope_metrics = []
+        for sm in rm.scope_metrics:
+            metrics = []
+            for metric in sm.metrics:
+                points = getattr(metric.data, "data_points", None) or ()
+                new_points = []
+                for point in points:
+                    try:
+                        attributes = scrubber.scrub_attributes(point.attributes)
+                        new_points.append(point if attributes is None else dataclasses.replace(point, attributes=attributes))
+                    except Exception:
+                        failures.dropped()
+                if len(new_points) != len(points) or any(new is not old for new, old in zip(new_points, points)):
+                    changed = True
+                    if not new_points:  # every point dropped: no metric without points
+                        continue
+                    metric = dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=new_points))
+                metrics.append(metric)
+            scope_metrics.append(ScopeMetrics(sm.scope, metrics, sm.schema_url))
+        resource_metrics.append(ResourceMetrics(rm.resource, scope_metrics, rm.schema_url))
+    return MetricsData(resource_metrics) if changed else data
 
 
 def scrubbing(exporter: Any, scrubber: Scrubber, wrapper: type[_ScrubbingExporter]) -> Any:

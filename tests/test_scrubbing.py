@@ -37,6 +37,9 @@ scrubber = Scrubber()
         # A number and its extension typed as one run after a "+": more digits than E.164 allows
         # made it "not a phone number", and it went out raw.
         ("+8869123456780123", "+886***********23"),
+        # The same after a spaced country code: the first group fits, the run after it does not.
+        ("+886 9123456780123", "+886***********23"),
+        ("+886 912 3456780123", "+886***********23"),
     ],
 )
 def test_phone_numbers_in_every_typed_format_keep_first_four_and_last_two(typed, masked):
@@ -110,6 +113,7 @@ def test_a_mask_shows_at_most_six_digits_and_stands_for_every_hidden_one():
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
         "/otp/verify",
         "+5 points",
+        "2026-01-01T10:00:00 +0800 1767232800000000000",  # a UTC offset, then epoch nanoseconds
     ],
 )
 def test_look_alikes_are_left_alone(value):
@@ -151,6 +155,9 @@ def test_ids_timestamps_and_numbers_as_text_are_never_mangled(value):
         ("from _alice.chen@example.com", "from _***@example.com"),
         ("+alerts@example.com", "+***@example.com"),
         ("to " + "a" * 70 + "@example.com.", "to a***@example.com."),
+        # A run starting with a dot (text cut with "..."): no start left in it, raw.
+        ("...alice.chen@example.com", ".***@example.com"),
+        ("reply to .bob@example.com", "reply to .***@example.com"),
     ],
 )
 def test_emails_and_secrets_in_text_lose_the_secret_part_only(text, scrubbed):
@@ -679,7 +686,7 @@ TRACE_STATE_APP = """
     kyo_otel.configure(environment="production", service_name="trace-state-scrub", otlp_endpoint=os.environ["ENDPOINT"], app=app)
     response = app.test_client().get("/ping", headers={
         "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        "tracestate": "vendor=t61rcWkgMzE,phone=+886912345678,session=s3cr3t,mail=alice.chen@example.com",
+        "tracestate": "vendor=t61rcWkgMzE,phone=+886912345678,session=s3cr3t,mail=alice.chen@example.com,0912345678@sms=1",
     })
     assert response.status_code == 200
     assert kyo_otel.shutdown(), "flushed within the bound"
@@ -694,9 +701,23 @@ def test_a_client_trace_state_is_scrubbed_before_it_is_exported(protocol):
     receiver = _received(TRACE_STATE_APP, protocol)
     [server] = receiver.spans("GET /ping")
     assert server.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert server.trace_state == "vendor=t61rcWkgMzE,phone=+886*******78,session=[scrubbed:session],mail=a***@example.com"
-    for raw in ("886912345678", "s3cr3t", "alice.chen"):
+    assert server.trace_state == (
+        "vendor=t61rcWkgMzE,phone=+886*******78,session=[scrubbed:session],mail=a***@example.com,0912****78@sms=1"
+    )
+    for raw in ("886912345678", "s3cr3t", "alice.chen", "0912345678"):
         assert not receiver.contains(raw), raw
+
+
+def test_a_trace_state_key_is_scrubbed_as_text_and_dropped_when_its_mask_is_no_key():
+    # A tenant@vendor key may be all digits before the "@": a phone number went out as a key.
+    from opentelemetry.trace import TraceState
+
+    state = TraceState([("0912345678@sms", "1"), ("tel-0912345678", "2"), ("rojo", "00f067aa0ba902b7")])
+    assert list(scrubber.scrub_trace_state(state).items()) == [
+        ("0912****78@sms", "1"), ("tel-0912****78", "2"), ("rojo", "00f067aa0ba902b7")]
+    # A key an extra pattern masks to "[scrubbed:ticket]" is no valid key: its pair goes.
+    assert list(Scrubber(extra_patterns={"ticket": r"tk-[0-9]{6}"}).scrub_trace_state(
+        TraceState([("tk-123456", "x"), ("rojo", "1")])).items()) == [("rojo", "1")]
 
 
 def test_a_trace_state_with_nothing_to_scrub_is_kept_as_it_is():
@@ -758,6 +779,7 @@ def test_the_memory_profile_sees_the_applications_metrics_scrubbed_too(kyo_telem
 def test_keys_that_need_nothing_are_kept_and_remembered():
     attributes = {"http.route": "/otp/send", "db.statement": "SET ? ?", "user_agent.original": "curl/8.5"}
     assert scrubber.scrub_attributes(attributes) is None
+    assert set(attributes) <= scrubber.plain_keys  # the next check is one subset test
     assert not scrubber.keys_change(attributes)
 
 
@@ -786,3 +808,49 @@ def test_bracketed_form_keys_are_classified_by_their_last_name():
     )
     assert scrubber.scrub_value(None, {"user[password]": "hunter2", "user[otp_code]": 482913}) == {
         "user[password]": "[scrubbed:password]", "user[otp_code]": "[scrubbed:otp_code]"}
+
+
+def test_a_metric_point_that_cannot_be_scrubbed_is_dropped_and_the_reader_keeps_collecting(kyo_telemetry):
+    # The reader scrubs at collection, inside collect(): a failing scrub raised out of it, and
+    # the periodic reader's thread, which only catches timeouts, ended with it (no metrics for the
+    # rest of the process); get_metrics_data() and force_flush() raised into the application.
+    import io
+
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+    from opentelemetry.sdk.resources import Resource
+
+    from kyo_otel import metrics
+    from kyo_otel.config import resolve_settings
+    from kyo_otel.exporters import DELTA_TEMPORALITY
+
+    def callback(key, value):
+        if value == "unscrubbable":
+            raise RuntimeError("a buggy callback")
+        return value
+
+    out = io.StringIO()
+    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "console", "OTEL_METRIC_EXPORT_INTERVAL": "600000"})
+    reader = metrics.periodic_reader(
+        settings, ConsoleMetricExporter(out=out, preferred_temporality=DELTA_TEMPORALITY), Scrubber(callback=callback)
+    )
+    provider = metrics.build_meter_provider(Resource.create({"service.name": "metric-scrub-failure"}), reader)
+    lookups = provider.get_meter("failing").create_counter("app.lookups")
+    lookups.add(1, {"user.phone": "+886912345678", "note": "unscrubbable"})
+    lookups.add(2, {"user.phone": "+886913345678", "note": "fine"})
+    reader.collect()
+    lookups.add(3, {"note": "later"})
+    reader.collect()
+    provider.shutdown()
+
+    exported = out.getvalue()
+    assert '"note": "fine"' in exported and '"note": "later"' in exported
+    assert "unscrubbable" not in exported and "886912345678" not in exported and "886913345678" not in exported
+    assert kyo_telemetry.metric("kyo.telemetry.dropped", kyo_signal="metrics").value == 1
+
+
+def test_a_key_of_a_str_subclass_is_scrubbed_like_a_str():
+    # keys_change looked only at keys whose type is exactly str: a subclass key (markupsafe's
+    # Markup, a StrEnum-style class) holding a phone number was remembered as plain, and kept.
+    from markupsafe import Markup
+
+    assert scrubber.scrub_attributes({Markup("sms.sent.+886912345678"): True}) == {"sms.sent.+886*******78": True}
