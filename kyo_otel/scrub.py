@@ -72,7 +72,7 @@ SENSITIVE_SEGMENTS = frozenset(
     {
         "password", "passwd", "pwd", "passphrase", "passcode", "secret", "token", "authorization",
         "cookie", "session", "sessionid", "otp", "otpcode", "apikey", "credential", "credentials",
-        "jwt", "pin",
+        "jwt", "pin", "signature",
     }
 )
 # Last two segments joined: api_key, x-api-key, session_id, private_key, access_key, otp_code...
@@ -80,7 +80,7 @@ SENSITIVE_PAIRS = frozenset(
     {
         "apikey", "sessionid", "sessionkey", "privatekey", "secretkey", "accesskey", "signingkey",
         "otpcode", "smscode", "verificationcode", "verifycode", "authcode", "logincode", "mfacode",
-        "securitycode", "confirmationcode", "onetimecode", "resetcode",
+        "securitycode", "confirmationcode", "onetimecode", "resetcode", "codeverifier",
     }
 )
 # Keys that hold a phone number or an email whatever it looks like (``912345678`` under ``phone``).
@@ -103,7 +103,8 @@ URL_KEYS = frozenset(
 _SECRET_WORDS = (
     r"password|passwd|pwd|passphrase|client[_-]?secret|secret[_-]?access[_-]?key|"
     r"(?:secret|private|access|signing|session)[_-]?key|secret|access[_-]?token|refresh[_-]?token|"
-    r"id[_-]?token|token|x-api-key|api[_-]?key|authorization|set-cookie|cookie|session[_-]?id|sessionid|session"
+    r"id[_-]?token|(?:session|auth|api|csrf|xsrf)[_-]?token|token|x-api-key|api[_-]?key|authorization|set-cookie|cookie|"
+    r"session[_-]?id|sessionid|session|signature|code[_-]?verifier"
 )
 # Free-text keys whose value is a one-time code: only a 4-8 character value with a digit counts,
 # so ``status code: 404`` and ``otp: sent`` stay, and ``otp:0912345678`` is left to the phone rule.
@@ -143,12 +144,29 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
         + r"(?P<code_value>(?=[A-Za-z]*[0-9])[0-9A-Za-z]{4,8})" + _NOT_ALNUM_AFTER + r"(?![ .\-]\d)",
     ),
     (
+        # The code before the words, as SMS templates put it: "482913 is your verification code".
+        "code_first",
+        r"(?=[0-9])" + _NOT_ALNUM_BEFORE + r"[0-9]{4,8}(?=[ \t]+(?i:is)[ \t]+(?i:your)[ \t]+(?:[A-Za-z\-]+[ \t]+){0,3}"
+        r"(?i:code|otp|pin|passcode|password)(?![A-Za-z]))",
+    ),
+    (
+        # A JSON web token wherever it is (its header always starts "eyJ")...
+        "jwt",
+        r"(?=e)(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
+    ),
+    (
+        # ... and a Bearer credential without a key before it ("sent Bearer abc..."); after one
+        # ("Authorization: Bearer ...") the secret rule takes it.
+        "bearer",
+        r"(?=[Bb])" + _NOT_ALNUM_BEFORE + r"(?i:bearer)[ \t]+(?P<bearer_value>[A-Za-z0-9\-._~+/]{12,}=*)",
+    ),
+    (
         "phone",
         # Each alternative starts with a literal (+ % ( 0) so that a digit-heavy string without
         # one is skipped at C speed; the lookbehinds after it check what precedes that literal.
         # Groups are maximal digit runs joined by single separators: no ambiguous splits, so a
         # long run of digits that is not a phone number fails fast.
-        r"(?:\+(?<![0-9+]\+)\d+"
+        r"(?:\+(?<![0-9+]\+)\d+\)?"  # the ")" of "(+886) 912 345 678"
         r"|%(?<![0-9A-Za-z+]%)2[Bb]\d+"
         r"|\((?<![0-9A-Za-z+]\()0\d{1,3}\)[ \t]?\d+"
         r"|0(?<![0-9A-Za-z+]0)(?<![0-9][.,\-]0)\d+)"
@@ -160,7 +178,9 @@ _TRACE_STATE_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b
 """A W3C trace-state value (printable ASCII without ``,`` and ``=``, not ending in a space)."""
 _TRACE_STATE_KEY = re.compile(r"[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13}")
 """A W3C trace-state key (``vendor``, or ``tenant@vendor`` whose tenant may start with a digit)."""
-_PHONE_DIGITS = {"international": (8, 15), "local": (9, 11)}
+_WORD_BRANCHES = ("secret", "code", "code_first", "jwt", "bearer")
+"""The branches a sensitive word in the text (``_WORDS_HINT``) calls for."""
+_PHONE_DIGITS = {"international": (8, 15), "local": (9, 11), "dialled": (10, 17)}
 _MIN_LENGTH = 5
 _SHORT = 200  # texts up to this length are memoised
 _PLAIN_KEYS_LIMIT = 4096
@@ -169,7 +189,8 @@ _MIN_PHONE_DIGITS = 8
 _EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){%d}" % _MIN_PHONE_DIGITS)
 _SIX_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){6}")
 _DIGIT_RUN = re.compile(r"[0-9]+")
-_WORDS_HINT = re.compile(r"code|otp|pin|pass|pwd|secret|token|key|auth|cookie|session")
+_WORDS_HINT = re.compile(r"code|otp|pin|pass|pwd|secret|token|key|auth|cookie|session|signature|bearer|eyj")
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEGMENT_SPLIT = re.compile(r"[._\-\s/:\[\]]+")  # brackets: a form's user[password]
 
 
@@ -179,7 +200,10 @@ def _mask_phone_groups(found: str) -> str:
     otherwise an id (``0000000000000001``), left alone; but not after a ``+``, which only phone
     numbers start with: ``+886912345678901`` plus an extension typed without a break is masked
     whole, with or without a space after the country code."""
-    low, high = _PHONE_DIGITS["local" if found[0] in "0(" else "international"]
+    if found[:2] == "00" and found[2:3] in "123456789":  # 00886...: the international prefix dialled
+        low, high = _PHONE_DIGITS["dialled"]
+    else:
+        low, high = _PHONE_DIGITS["local" if found[0] in "0(" else "international"]
     skip = 3 if found[0] == "%" else 0  # %2B
     count, end, overflow = 0, 0, False
     for group in _DIGIT_RUN.finditer(found, skip):
@@ -195,7 +219,7 @@ def _mask_phone_groups(found: str) -> str:
         if overflow and found[0] in "+%" and (count == 0 or found[skip or 1] != "0"):
             return mask_phone(found)
         return found
-    if end < len(found) and found[end] == ")":
+    if end < len(found) and found[end] == ")" and "(" in found[:end]:  # a "(345)" group's; not prose's
         end += 1
     return mask_phone(found[:end]) + found[end:]
 
@@ -262,7 +286,7 @@ class Scrubber:
         self._pattern = re.compile("|".join([*branches.values(), *extra]))
         self._patterns: dict[tuple[bool, bool, bool], re.Pattern[str]] = {}
         for email, words, digits in itertools.product((False, True), repeat=3):
-            chosen = [branches["email"], branches["userinfo"]] * email + [branches["secret"], branches["code"]] * words
+            chosen = [branches["email"], branches["userinfo"]] * email + [branches[name] for name in _WORD_BRANCHES] * words
             chosen += [branches["phone"]] * digits
             if chosen:
                 self._patterns[(email, words, digits)] = re.compile("|".join(chosen + extra))
@@ -290,7 +314,8 @@ class Scrubber:
             return "url"
         if lowered in SAFE_KEYS:
             return "safe"
-        segments = [s for s in _SEGMENT_SPLIT.split(lowered) if s]
+        # camelCase words are segments too: accessToken, clientSecret, phoneNumber.
+        segments = [s for s in _SEGMENT_SPLIT.split(_CAMEL_BOUNDARY.sub("_", key).lower()) if s]
         if not segments:
             return None
         last = segments[-1]
@@ -346,6 +371,12 @@ class Scrubber:
         if kind == "secret" or kind == "code":
             start = match.start(kind + "_value") - match.start()
             return found[:start] + SCRUBBED.format(_normal(match.group(kind + "_key")))
+        if kind == "code_first":
+            return SCRUBBED.format("code")
+        if kind == "jwt":
+            return SCRUBBED.format("jwt")
+        if kind == "bearer":
+            return found[: match.start("bearer_value") - match.start()] + SCRUBBED.format("bearer")
         return SCRUBBED.format(self._labels.get(kind or "", "custom"))
 
     def scrub_url(self, url: str, *, query_only: bool = False) -> str:

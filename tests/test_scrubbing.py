@@ -37,6 +37,9 @@ scrubber = Scrubber()
         # A number and its extension typed as one run after a "+": more digits than E.164 allows
         # made it "not a phone number", and it went out raw.
         ("+8869123456780123", "+886***********23"),
+        # the international prefix dialled, and a country code in parentheses: both went out raw
+        ("00886912345678", "0088********78"),
+        ("(+886) 912 345 678", "(+886*******78"),
         # The same after a spaced country code: the first group fits, the run after it does not.
         ("+886 9123456780123", "+886***********23"),
         ("+886 912 3456780123", "+886***********23"),
@@ -114,6 +117,9 @@ def test_a_mask_shows_at_most_six_digits_and_stands_for_every_hidden_one():
         "/otp/verify",
         "+5 points",
         "2026-01-01T10:00:00 +0800 1767232800000000000",  # a UTC offset, then epoch nanoseconds
+        "0000000000000001",  # zero-padded, not a dialled prefix
+        "2026 is your year",
+        "statusCode=404",
     ],
 )
 def test_look_alikes_are_left_alone(value):
@@ -154,6 +160,14 @@ def test_ids_timestamps_and_numbers_as_text_are_never_mangled(value):
         # A local part starting with "_" or "+", or longer than RFC 5321's 64: matched nowhere, raw.
         ("from _alice.chen@example.com", "from _***@example.com"),
         ("+alerts@example.com", "+***@example.com"),
+        # camelCase keys, tokens without a key, the code before the words (SMS templates), signed URLs
+        ("sessionToken=abc123def", "sessionToken=[scrubbed:sessiontoken]"),
+        ("got eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl from the idp", "got [scrubbed:jwt] from the idp"),
+        ("retrying with Bearer abcdefghijklmnop1234", "retrying with Bearer [scrubbed:bearer]"),
+        ("482913 is your verification code", "[scrubbed:code] is your verification code"),
+        ("1234 is your PIN.", "[scrubbed:code] is your PIN."),
+        ("X-Amz-Signature=4f8a2c9e01b7", "X-Amz-Signature=[scrubbed:signature]"),
+        ("code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r", "code_verifier=[scrubbed:code_verifier]"),
         ("to " + "a" * 70 + "@example.com.", "to a***@example.com."),
         # A run starting with a dot (text cut with "..."): no start left in it, raw.
         ("...alice.chen@example.com", ".***@example.com"),
@@ -180,6 +194,11 @@ def test_emails_and_secrets_in_text_lose_the_secret_part_only(text, scrubbed):
         ("x-api-key", "k", "[scrubbed:api_key]"),
         ("session_id", "s", "[scrubbed:session_id]"),
         ("user.session", "s", "[scrubbed:session]"),
+        # camelCase keys are split into their words
+        ("accessToken", "t", "[scrubbed:token]"),
+        ("clientSecret", "s", "[scrubbed:secret]"),
+        ("X-Amz-Signature", "s", "[scrubbed:signature]"),
+        ("code_verifier", "v", "[scrubbed:code_verifier]"),
     ],
 )
 def test_values_of_sensitive_keys_are_replaced_whatever_their_type(key, value, scrubbed):
@@ -201,6 +220,8 @@ def test_values_of_sensitive_keys_are_replaced_whatever_their_type(key, value, s
         ("http.server.request.duration", 0.0123456789),
         ("kyo.tenant.id", "acme"),
         ("error", True),
+        ("statusCode", 404),
+        ("tokenCount", 12),
     ],
 )
 def test_ordinary_keys_and_numbers_pass_unchanged(key, value):
