@@ -458,6 +458,8 @@ class Scrubber:
         if isinstance(value, (list, tuple)):
             items = [self.scrub_value(key, v) for v in value]
             return tuple(items) if isinstance(value, tuple) else items
+        if isinstance(value, (set, frozenset)):  # a console exporter prints one as its elements
+            return [self.scrub_value(key, v) for v in value]
         if isinstance(value, (bytes, bytearray)):
             return self.scrub_value(key, bytes(value).decode("utf-8", "replace"))
         return value

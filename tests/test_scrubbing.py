@@ -875,3 +875,9 @@ def test_a_key_of_a_str_subclass_is_scrubbed_like_a_str():
     from markupsafe import Markup
 
     assert scrubber.scrub_attributes({Markup("sms.sent.+886912345678"): True}) == {"sms.sent.+886*******78": True}
+
+
+def test_a_set_in_a_mapping_body_is_scrubbed_element_by_element():
+    # A set (or frozenset) was returned as it was: the console exporter prints it with str().
+    assert scrubber.scrub_value(None, {"recipients": {"+886912345678"}, "done": frozenset({"ops@example.com"})}) == {
+        "recipients": ["+886*******78"], "done": ["o***@example.com"]}
