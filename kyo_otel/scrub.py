@@ -178,6 +178,8 @@ _TRACE_STATE_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b
 """A W3C trace-state value (printable ASCII without ``,`` and ``=``, not ending in a space)."""
 _TRACE_STATE_KEY = re.compile(r"[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13}")
 """A W3C trace-state key (``vendor``, or ``tenant@vendor`` whose tenant may start with a digit)."""
+_LABELS = {"userinfo": "password", "code_first": "code", "jwt": "jwt", "bearer": "bearer"}
+"""What the built-in rules other than phone, email, secret and code put in ``[scrubbed:...]``."""
 _WORD_BRANCHES = ("secret", "code", "code_first", "jwt", "bearer")
 """The branches a sensitive word in the text (``_WORDS_HINT``) calls for."""
 _PHONE_DIGITS = {"international": (8, 15), "local": (9, 11), "dialled": (10, 17)}
@@ -360,24 +362,23 @@ class Scrubber:
         return text if pattern is None else pattern.sub(self._replace, text)
 
     def _replace(self, match: re.Match[str]) -> str:
-        kind = match.lastgroup
+        """A match masked: phone numbers and emails keep a hint; for the rest, what comes before
+        the rule's ``<kind>_value`` group stays (``password=``) and the rest becomes
+        ``[scrubbed:<label>]``, labelled by the key found (``secret``, ``code``), the rule
+        (``_LABELS``) or the extra pattern's name."""
+        kind = match.lastgroup or ""
         found = match.group(0)
         if kind == "phone":
             return _mask_phone_groups(found)
         if kind == "email":
             return mask_email(found)
-        if kind == "userinfo":
-            return found[: match.start("userinfo_value") - match.start()] + SCRUBBED.format("password")
         if kind == "secret" or kind == "code":
-            start = match.start(kind + "_value") - match.start()
-            return found[:start] + SCRUBBED.format(_normal(match.group(kind + "_key")))
-        if kind == "code_first":
-            return SCRUBBED.format("code")
-        if kind == "jwt":
-            return SCRUBBED.format("jwt")
-        if kind == "bearer":
-            return found[: match.start("bearer_value") - match.start()] + SCRUBBED.format("bearer")
-        return SCRUBBED.format(self._labels.get(kind or "", "custom"))
+            label = _normal(match.group(kind + "_key"))
+        else:
+            label = _LABELS.get(kind) or self._labels.get(kind, "custom")
+        value = kind + "_value"
+        kept = match.start(value) - match.start() if value in match.re.groupindex else 0
+        return found[:kept] + SCRUBBED.format(label)
 
     def scrub_url(self, url: str, *, query_only: bool = False) -> str:
         """Keep the path (scrubbed as text); drop values of sensitive query keys."""
@@ -402,24 +403,31 @@ class Scrubber:
                     if scrubbed != decoded:
                         value = scrubbed
                 elif "%" in value or "+" in value or self.may_match(value):
-                    # A "+" may be a phone number's own (+886...) or an encoded space: mask the
-                    # raw value first, then what it decodes to.
-                    raw = self.scrub_text(value)
-                    kept = unquote(value) if raw == value and "+" in value and "%" in value else None
-                    masked = self.scrub_text(kept) if kept is not None else None
-                    if masked != kept:  # +886%20912%20345%20678: a browser encodes the spaces, not the "+"
-                        pairs.append(self.scrub_text(name) + equals + masked)  # type: ignore[operator]
-                        continue
-                    unquoted = unquote if raw != value else unquote_plus  # keep a masked number's "+"
-                    decoded = unquoted(raw) if "%" in raw or "+" in raw else raw
-                    scrubbed = self.scrub_text(decoded)
-                    if scrubbed != decoded or raw != value:
-                        value = scrubbed
+                    value = self._scrub_query_text(value)
             name = self.scrub_text(name)  # a key is text a client chose too: ?+886912345678=1
             pairs.append(name + equals + value)
         scrubbed_fragment = self.scrub_text(fragment) if fragment else fragment
         prefix = self.scrub_text(path) + question if path or question else ""
         return prefix + "&".join(pairs) + hash_mark + scrubbed_fragment
+
+    def _scrub_query_text(self, value: str) -> str:
+        """A query value read as text, scrubbed; as it was (still encoded) when nothing is found.
+
+        A "+" may be a phone number's own (+886...) or an encoded space. The raw value is masked
+        first (then what is left is decoded with the "+" kept); else it is decoded keeping the "+"
+        (a browser encodes the spaces of "+886 912 345 678", not its "+"); else with the "+" read
+        as a space."""
+        raw = self.scrub_text(value)
+        if raw != value:
+            return self.scrub_text(unquote(raw))
+        if "+" in value and "%" in value:
+            kept = unquote(value)
+            masked = self.scrub_text(kept)
+            if masked != kept:
+                return masked
+        decoded = unquote_plus(value)
+        scrubbed = self.scrub_text(decoded)
+        return scrubbed if scrubbed != decoded else value
 
     # -- values ------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import flask
 import pytest
@@ -202,21 +203,21 @@ class _Collecting(LogRecordExporter):
         return True
 
 
+def _bridge(service: str, *, direct: bool = True, scrub: Any = None, **provider_options: Any):
+    """kyo_otel's logger provider as the otlp profile builds it, exporting to a ``_Collecting``
+    exporter, and the bridge on it: straight into the batch queue (``direct``) or through the
+    SDK logger. Returns (provider, exporter, handler)."""
+    exporter = _Collecting()
+    provider = build_logger_provider(resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"}),
+                                     Resource.create({"service.name": service}), exporter, **provider_options)
+    handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue if direct else None, scrub=scrub)
+    return provider, exporter, handler
+
+
 def test_the_batch_path_builds_the_record_the_sdk_path_builds():
     """With kyo_otel's batch processor (the otlp and console profiles) the handler puts each
     record straight into the export queue instead of going through the SDK logger; what is
     exported is the same record, field for field."""
-    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
-    resource = Resource.create({"service.name": "parity"})
-
-    def pipeline(direct: bool):
-        exporter = _Collecting()
-        provider = build_logger_provider(settings, resource, exporter)
-        queue = provider._kyo_batch_queue
-        assert queue is not None  # the direct path is there to take (fails if the SDK renames it)
-        handler = KyoLoggingHandler(logger_provider=provider, direct=queue if direct else None)
-        return exporter, provider, handler
-
     class Opaque:
         def __str__(self) -> str:
             return "opaque"
@@ -242,7 +243,8 @@ def test_the_batch_path_builds_the_record_the_sdk_path_builds():
     exported = []
     with tracer.start_as_current_span("request"), kyo_otel.request_context("req-1", "tenant-1"):
         for direct in (True, False):
-            exporter, provider, handler = pipeline(direct)
+            provider, exporter, handler = _bridge("parity", direct=direct)
+            assert provider._kyo_batch_queue is not None  # the direct path is there to take (fails if the SDK renames it)
             for record in records:
                 handler.handle(record)
             provider.force_flush()
@@ -268,10 +270,7 @@ def test_the_batch_path_builds_the_record_the_sdk_path_builds():
 
 def test_filters_on_the_handler_apply_on_the_batch_path():
     """The batch path skips the handler's lock, not its filters."""
-    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
-    exporter = _Collecting()
-    provider = build_logger_provider(settings, Resource.create({"service.name": "filters"}), exporter)
-    handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue)
+    provider, exporter, handler = _bridge("filters")
     handler.addFilter(lambda record: record.name != "kyo_test.noisy")
     for name in ("kyo_test.noisy", "kyo_test.kept"):
         handler.handle(logging.getLogger(name).makeRecord(name, logging.INFO, __file__, 1, "hello", (), None))
@@ -314,10 +313,7 @@ def test_a_record_that_cannot_be_translated_never_reaches_the_caller(direct, cap
     """A message whose arguments do not fit its format raises in ``getMessage()``: as with stdlib
     handlers, the record goes to ``handleError`` (a traceback on stderr) and the caller's logging
     call returns; the next record is exported."""
-    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
-    exporter = _Collecting()
-    provider = build_logger_provider(settings, Resource.create({"service.name": "bad-format"}), exporter)
-    handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue if direct else None)
+    provider, exporter, handler = _bridge("bad-format", direct=direct)
     stdlib = logging.getLogger("kyo_test.bad_format")
     handler.handle(stdlib.makeRecord(stdlib.name, logging.WARNING, __file__, 1, "%d apples", ("many",), None))
     handler.handle(stdlib.makeRecord(stdlib.name, logging.WARNING, __file__, 2, "%d apples", (3,), None))
@@ -332,9 +328,7 @@ def test_a_malformed_call_reports_its_arguments_on_stderr_scrubbed(capsys):
     container's log group: a phone number among the arguments of a malformed call went there raw."""
     from kyo_otel.scrub import Scrubber
 
-    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
-    provider = build_logger_provider(settings, Resource.create({"service.name": "bad-format"}), _Collecting())
-    handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue, scrub=Scrubber().scrub_text)
+    provider, _, handler = _bridge("bad-format", scrub=Scrubber().scrub_text)
     stdlib = logging.getLogger("kyo_test.bad_format")
     handler.handle(stdlib.makeRecord(stdlib.name, logging.WARNING, __file__, 7, "%d codes sent to %s", ("one", "+886912345678"), None))
     err = capsys.readouterr().err
@@ -349,10 +343,7 @@ def test_a_logger_its_configurator_disables_sends_nothing_on_the_batch_path():
     ``Logger.emit`` does."""
     from opentelemetry.sdk._logs._internal import _LoggerConfig
 
-    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
-    exporter = _Collecting()
-    provider = build_logger_provider(settings, Resource.create({"service.name": "configured"}), exporter)
-    handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue)
+    provider, exporter, handler = _bridge("configured")
     provider._set_logger_configurator(
         logger_configurator=lambda scope: _LoggerConfig(is_enabled=scope.name != "kyo_test.muted")
     )
@@ -372,7 +363,6 @@ def test_log_record_limits_apply_on_the_batch_path_as_on_the_sdk_path(limits):
     """``OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT`` / ``_COUNT_LIMIT`` (here given to the
     provider) truncate and drop attributes on the SDK path: the batch path hands such records to
     it, so both export the same."""
-    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
     stdlib = logging.getLogger("kyo_test.limits")
     records = [
         stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 1, "short", (), None, extra={"a": "a long value"}),
@@ -381,10 +371,7 @@ def test_log_record_limits_apply_on_the_batch_path_as_on_the_sdk_path(limits):
     exported = []
     with TracerProvider().get_tracer("limits").start_as_current_span("request"), kyo_otel.request_context("req-1"):
         for direct in (True, False):
-            exporter = _Collecting()
-            provider = build_logger_provider(settings, Resource.create({"service.name": "limits"}), exporter,
-                                             log_record_limits=limits)
-            handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue if direct else None)
+            provider, exporter, handler = _bridge("limits", direct=direct, log_record_limits=limits)
             for record in records:
                 handler.handle(record)
             provider.force_flush()
@@ -404,10 +391,7 @@ def test_a_processor_added_to_the_logger_provider_gets_bridge_and_audit_records(
     from kyo_otel.audit(), and kyo_otel's own export still gets them too."""
     from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
-    settings = resolve_settings(env={"KYO_OTEL_PROFILE": "otlp"})
-    exported = _Collecting()
-    provider = build_logger_provider(settings, Resource.create({"service.name": "added"}), exported)
-    handler = KyoLoggingHandler(logger_provider=provider, direct=provider._kyo_batch_queue)
+    provider, exported, handler = _bridge("added")
     stdlib = logging.getLogger("kyo_test.added")
     handler.handle(stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 1, "before", (), None))
     seen = _Collecting()
