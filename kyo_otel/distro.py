@@ -7,8 +7,8 @@ then adjusts three instrumentations that ``opentelemetry-instrument`` would othe
 their defaults: Redis is already instrumented by ``configure()`` (sanitized statements), logging
 is already bridged by ``configure()`` (a second handler would duplicate every record), and every
 Flask app is instrumented by ``kyo_otel.instrument_app`` as it is created (request metrics by
-route template, the instrumentation's duplicate metrics off). The ``/health`` route is not added
-in this mode: the app may define its own after it is created.
+route template, the instrumentation's duplicate metrics off). kyo's ``/health`` is not added in
+this mode: code that never called kyo_otel did not ask for an endpoint.
 """
 
 from __future__ import annotations

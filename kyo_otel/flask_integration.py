@@ -176,20 +176,31 @@ def _instrumented_by_contrib(app: Flask) -> bool:
 
 
 def _install_health(app: Flask, path: str, health: RedisHealth | None) -> None:
-    from flask import jsonify
+    """Answer ``GET path`` with kyo's health check, but only for a request no application rule
+    matched: an app's own route for the path wins whenever it is registered, before or after
+    this call (a route of kyo's registered first would win Werkzeug's match and turn the app's
+    503 into a 200). Flask hands every failed match to ``raise_routing_exception``, so matched
+    requests pay nothing for this."""
+    from flask import abort, jsonify
+    from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-    if any(rule.rule == path for rule in app.url_map.iter_rules()):
-        return  # the application has its own
+    methods = ("GET", "HEAD")
+    route_failed = app.raise_routing_exception
 
-    def kyo_health() -> Any:
+    def raise_routing_exception(failed: Any) -> Any:
+        if failed.path != path or type(failed.routing_exception) is not NotFound:
+            route_failed(failed)  # no rule for the path at all, not a 405 or a redirect of the app's
+        if failed.method not in methods:
+            raise MethodNotAllowed(valid_methods=list(methods))
         checks: dict[str, Any] = {}
         if health is not None:
             checks["redis"] = health.check()
         healthy = all(c["healthy"] for c in checks.values())
-        body = {"status": "ok" if healthy else "degraded", "checks": checks}
-        return jsonify(body), 200 if healthy else 503
+        response = jsonify({"status": "ok" if healthy else "degraded", "checks": checks})
+        response.status_code = 200 if healthy else 503
+        abort(response)  # a response raised as an HTTPException: Flask's after_request hooks run on it
 
-    app.add_url_rule(path, "kyo_health", kyo_health, methods=["GET"])
+    app.raise_routing_exception = raise_routing_exception  # type: ignore[method-assign]
 
 
 def instrument_app(
