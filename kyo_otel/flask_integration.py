@@ -9,9 +9,11 @@ adds no series. The instrumentation's own metrics are off (see ``kyo_otel.catalo
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import NoOpMeterProvider
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from kyo_otel.telemetry import Telemetry
+
+_logger = logging.getLogger(__name__)
 
 _START = "kyo_otel.start"
 _CONTEXT = "kyo_otel.context"
@@ -214,13 +218,19 @@ def instrument_app(
     """Instrument one Flask app: spans, request metrics, active tenants, Redis health, /health,
     and the request context of log records (request id, tenant id; ``X-Request-Id`` echoed).
 
-    Safe to call twice: the second call on the same app does nothing.
+    Before ``configure()`` the app is remembered and instrumented when ``configure()`` runs (an
+    app factory may instrument before the entry point configures). Safe to call twice: the
+    second call on the same app does nothing.
     """
     from kyo_otel import telemetry as telemetry_module
 
     telemetry = telemetry or telemetry_module.current()
-    if getattr(app, "_kyo_otel_instrumented", False) or telemetry is None:
+    if getattr(app, "_kyo_otel_instrumented", False):
         return app
+    if telemetry is None:
+        _pending[app] = {"redis": redis, "tenant_header": tenant_header, "health_path": health_path}
+        return app
+    _pending.pop(app, None)
     app._kyo_otel_instrumented = True  # type: ignore[attr-defined]
     settings = telemetry.settings
     health = RedisHealth(redis) if redis is not None else None
@@ -251,3 +261,26 @@ def instrument_app(
     if active is not None:
         telemetry.observe_levels(health, active)
     return app
+
+
+_pending: weakref.WeakKeyDictionary[Flask, dict[str, Any]] = weakref.WeakKeyDictionary()
+"""Apps given to ``instrument_app`` before ``configure()``, with their options (weakly held: an
+app that is gone is not instrumented later)."""
+
+
+def instrument_pending(telemetry: Telemetry) -> None:
+    """Instrument the apps ``instrument_app`` was given before ``configure()`` (called by it).
+
+    An app that has already served a request cannot take Flask hooks any more: it is left as it
+    is, with a warning saying why.
+    """
+    for app, options in list(_pending.items()):
+        _pending.pop(app, None)
+        if getattr(app, "_got_first_request", False):
+            _logger.warning(
+                "kyo_otel: Flask app %r served requests before kyo_otel.configure() and is not instrumented; "
+                "call configure() before the app's first request",
+                app.name,
+            )
+            continue
+        instrument_app(app, telemetry, **options)

@@ -317,7 +317,8 @@ def configure(
     ``environment``, ``profile``...); each beats its ``KYO_OTEL_*`` variable, which beats the
     standard ``OTEL_*`` one, which beats the default. ``env`` replaces ``os.environ`` as the
     source of variables. ``app`` (a Flask app) is instrumented too, with ``redis`` (a client)
-    used for the health check and the active-tenant count. ``scrubber`` replaces the default
+    used for the health check and the active-tenant count; apps given to ``instrument_app()``
+    before this call are instrumented now. ``scrubber`` replaces the default
     ``kyo_otel.Scrubber()`` (extra patterns, a callback); ``scrubbing=False`` turns scrubbing
     off. Raises ``kyo_otel.ConfigError``.
     """
@@ -344,9 +345,10 @@ def configure(
                 "configuration (call shutdown() first to replace it)"
             )
         handle = _current
-    if app is not None:
-        from kyo_otel.flask_integration import instrument_app
+    from kyo_otel.flask_integration import instrument_app, instrument_pending
 
+    instrument_pending(handle)  # apps given to instrument_app() before this call
+    if app is not None:
         instrument_app(app, handle, redis=redis)
     return handle
 

@@ -7,6 +7,7 @@ import pytest
 from flask import Blueprint, Flask
 
 import kyo_otel
+from tests.support.subprocess_python import last_json_line, run_python
 
 
 def failing_check():
@@ -55,3 +56,47 @@ def test_the_apps_own_rule_for_other_methods_keeps_the_path(kyo_telemetry):
 
     assert client.get("/health").status_code == 405
     assert client.post("/health").status_code == 204
+
+
+FACTORY = """
+import json, logging
+from flask import Flask
+import kyo_otel
+
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")  # the application's own set-up
+
+def create_app(name):
+    app = Flask(name)
+    app.add_url_rule("/work", "work", lambda: {"ok": True})
+    return kyo_otel.instrument_app(app)
+
+def served_spans(handle, app):
+    app.test_client().get("/work")
+    return [span.name for span in handle.memory.spans.get_finished_spans()]
+"""
+
+
+@pytest.mark.parametrize("order", ["instrument_app, then configure", "configure, then instrument_app"])
+def test_instrument_app_takes_effect_whether_configure_ran_before_or_after(order):
+    """The README's factory calls ``instrument_app(app)``; the entry point may configure after it."""
+    first, second = ("app = create_app('shop')", "handle = kyo_otel.configure(environment='test')")
+    if order.startswith("configure"):
+        first, second = second, first
+    report = last_json_line(run_python(FACTORY + f"""
+{first}
+{second}
+health = app.test_client().get("/health")
+print(json.dumps({{"spans": served_spans(handle, app), "health": health.status_code}}))
+"""))
+    assert report == {"spans": ["GET /work"], "health": 200}
+
+
+def test_an_app_that_served_requests_before_configure_is_left_alone_with_a_warning():
+    result = run_python(FACTORY + """
+early = create_app("early")
+early.test_client().get("/work")  # Flask takes no new hooks after an app's first request
+handle = kyo_otel.configure(environment="test")
+print(json.dumps({"spans": served_spans(handle, early), "health": early.test_client().get("/health").status_code}))
+""")
+    assert last_json_line(result) == {"spans": [], "health": 404}
+    assert "Flask app 'early' served requests before kyo_otel.configure() and is not instrumented" in result.stderr
