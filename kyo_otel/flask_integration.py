@@ -238,7 +238,7 @@ def instrument_app(
         _install_health(app, health_path, health)
     if not telemetry.providers:
         return app  # OTEL_SDK_DISABLED or profile none: no per-request work at all
-    active = ActiveTenants(redis) if telemetry.meter_provider is not None else None
+    active = telemetry.active_tenants(redis)
     request_context: RequestContext | None = RequestContext(tenant_header, metrics=active is not None)
     if telemetry.tracer_provider is not None and settings.instrumentation == "kyo":
         if not _instrumented_by_contrib(app):
@@ -258,8 +258,7 @@ def instrument_app(
         )
     # After the instrumentation's own hooks: the server span is current when ours run.
     _install_request_hooks(app, settings.excluded_urls, request_context, active)
-    if active is not None:
-        telemetry.observe_levels(health, active)
+    telemetry.observe_redis(health)
     return app
 
 

@@ -83,6 +83,8 @@ class ActiveTenants:
 
     def __init__(self, client: Any = None, window: float = 300.0, max_pending: int = 10_000, timeout: float = 0.5) -> None:
         self.client = _isolated_client(client, timeout) if client is not None else None
+        self._given = client
+        self.timeout = timeout
         self.window = window
         self.max_pending = max_pending
         self._local: dict[str, float] = {}
@@ -92,6 +94,20 @@ class ActiveTenants:
 
     def _new_locks(self) -> None:
         self._lock = threading.Lock()
+
+    def use_redis(self, client: Any) -> None:
+        """Share the count through ``client``'s Redis from now on (the latest app's client, when
+        several apps of one process count into this one)."""
+        if client is not None and client is not self._given:
+            self._given = client
+            self.client = _isolated_client(client, self.timeout)
+
+    def reset(self) -> None:
+        """Forget the tenants this process has seen (tests start each case from none); what was
+        already written to Redis stays there."""
+        with self._lock:
+            self._local.clear()
+            self._pending.clear()
 
     def mark(self, tenant: str | None) -> None:
         if not tenant:

@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from kyo_otel import catalog, console, drops, exporters, instruments, logs, metrics, traces
 from kyo_otel.config import Settings, resolve_settings
+from kyo_otel.health import ActiveTenants
 from kyo_otel.resource import build_resource
 from kyo_otel.scrub import Scrubber, ScrubbingLogExporter, ScrubbingSpanExporter, scrubbing
 
@@ -63,24 +64,40 @@ class Telemetry:
         self.scrubber: Scrubber | None = None
         self.pid = os.getpid()
         self.redis_spans: str | None = None  # who makes the Redis spans: "kyo", "contrib", or not us
-        self._observed: set[str] = set()
+        self._redis_observed = False
+        self._active_tenants: ActiveTenants | None = None
+        self._levels_lock = threading.Lock()
         self._is_shut_down = False
 
     @property
     def providers(self) -> list[Any]:
         return [p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p is not None]
 
-    def observe_levels(self, health: Any, active: Any) -> None:
-        """Register the Redis and active-tenant gauges once per process."""
-        if self.meter_provider is None:
+    def observe_redis(self, health: Any) -> None:
+        """Register the Redis health and latency gauges once per process (the first app's client)."""
+        if self.meter_provider is None or health is None or self._redis_observed:
             return
-        meter = self.meter_provider.get_meter(catalog.SCOPE)
-        if health is not None and "redis" not in self._observed:
-            self._observed.add("redis")
-            health.observe(meter)
-        if active is not None and "tenants" not in self._observed:
-            self._observed.add("tenants")
-            active.observe(meter)
+        self._redis_observed = True
+        health.observe(self.meter_provider.get_meter(catalog.SCOPE))
+
+    def active_tenants(self, redis: Any = None) -> ActiveTenants | None:
+        """The process's one count of active tenants, which every app instrumented with this
+        configuration marks (``None`` without metrics): one gauge per process, whichever apps
+        serve the requests. ``redis`` (an app's client) becomes the Redis it is shared through."""
+        if self.meter_provider is None:
+            return None
+        with self._levels_lock:
+            if self._active_tenants is None:
+                self._active_tenants = ActiveTenants(redis)
+                self._active_tenants.observe(self.meter_provider.get_meter(catalog.SCOPE))
+            else:
+                self._active_tenants.use_redis(redis)
+        return self._active_tenants
+
+    def reset_active_tenants(self) -> None:
+        """Forget the tenants this process has seen (the test fixture starts each test from none)."""
+        if self._active_tenants is not None:
+            self._active_tenants.reset()
 
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export everything buffered; ``False`` when the bound was reached first.

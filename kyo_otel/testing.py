@@ -251,9 +251,9 @@ class CapturedTelemetry:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def clear(self) -> None:
-        """Forget everything captured so far, including metric deltas not yet collected and the
+        """Forget everything captured so far, including metric deltas not yet collected, the
         tenant ids and resources the cardinality guards have admitted (a flood in one test must not
-        push the next test's values into the overflow value)."""
+        push the next test's values into the overflow value) and the tenants counted active."""
         if self.handle.memory.spans is not None:
             self.handle.memory.spans.clear()
         if self.handle.memory.logs is not None:
@@ -261,6 +261,7 @@ class CapturedTelemetry:
         if self.handle.memory.metrics is not None:
             self.handle.memory.metrics.get_metrics_data()
         self._points.clear()
+        self.handle.reset_active_tenants()
         reset_guards = getattr(instruments.recorder(), "reset_guards", None)  # none without metrics
         if reset_guards is not None:
             reset_guards()

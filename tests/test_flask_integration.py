@@ -3,6 +3,11 @@ they are registered, and every app a process creates is instrumented and counted
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 from flask import Blueprint, Flask
 
@@ -100,3 +105,51 @@ print(json.dumps({"spans": served_spans(handle, early), "health": early.test_cli
 """)
     assert last_json_line(result) == {"spans": [], "health": 404}
     assert "Flask app 'early' served requests before kyo_otel.configure() and is not instrumented" in result.stderr
+
+
+def run_suite(tmp_path, source: str, ini: str = "") -> subprocess.CompletedProcess[str]:
+    """Run ``source`` as a user's test module with pytest in a fresh interpreter (the installed
+    plugin gives it ``kyo_telemetry``)."""
+    (tmp_path / "test_app.py").write_text(textwrap.dedent(source))
+    (tmp_path / "pytest.ini").write_text("[pytest]\n" + textwrap.dedent(ini))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KYO_OTEL_", "OTEL_", "PYTEST_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_every_app_a_process_creates_counts_its_active_tenants(tmp_path):
+    """One app per test, or several apps in one test: each one's tenants are counted, and each
+    test starts from none."""
+    result = run_suite(tmp_path, """
+        from flask import Flask
+        import kyo_otel
+
+        def create_app(name):
+            app = Flask(name)
+            app.add_url_rule("/work", "work", lambda: {"ok": True})
+            return kyo_otel.instrument_app(app)
+
+        def work(app, tenant):
+            assert app.test_client().get("/work", headers={"X-Tenant-Id": tenant}).status_code == 200
+
+        def test_first_app(kyo_telemetry):
+            work(create_app("first"), "acme")
+            assert kyo_telemetry.metric("kyo.tenants.active").value == 1
+
+        def test_a_later_app(kyo_telemetry):
+            later = create_app("later")
+            work(later, "globex")
+            work(later, "initech")
+            assert kyo_telemetry.metric("kyo.tenants.active").value == 2  # acme was the first test's
+
+        def test_two_apps_in_one_process(kyo_telemetry):
+            shop, admin = create_app("shop"), create_app("admin")
+            work(shop, "acme")
+            work(admin, "globex")
+            work(admin, "acme")
+            assert kyo_telemetry.metric("kyo.tenants.active").value == 2
+    """)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
