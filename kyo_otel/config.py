@@ -48,6 +48,22 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
 
 
+_default_environment = "development"
+
+
+def set_default_environment(name: str) -> str:
+    """Make ``name`` the environment when neither an argument nor ``KYO_OTEL_ENVIRONMENT`` names
+    one, and return the previous default. The pytest plugin makes it ``test``, so an app
+    factory's ``configure()`` gets the memory profile under pytest without a change."""
+    global _default_environment
+    previous, _default_environment = _default_environment, name
+    return previous
+
+
+def _environment_default(resolved: Mapping[str, Any]) -> str:
+    return _default_environment
+
+
 def profile_for_environment(environment: str) -> str:
     """development -> console, test -> memory, anything else (production, staging...) -> otlp."""
     return _ENVIRONMENT_PROFILES.get(environment.strip().lower(), "otlp")
@@ -188,8 +204,8 @@ PARAMS: tuple[Param, ...] = (
     Param("service_name", _text, "unknown_service", "KYO_OTEL_SERVICE_NAME", ("OTEL_SERVICE_NAME",),
           "service.name resource attribute"),
     Param("service_version", _text, "0.0.0", "KYO_OTEL_SERVICE_VERSION", (), "service.version"),
-    Param("environment", _text, "development", "KYO_OTEL_ENVIRONMENT", (),
-          "deployment.environment.name; also picks the default profile"),
+    Param("environment", _text, _environment_default, "KYO_OTEL_ENVIRONMENT", (),
+          "deployment.environment.name; also picks the default profile (development; test under pytest)"),
     Param("profile", _choice(PROFILES), None, "KYO_OTEL_PROFILE", (),
           "exporters for all three signals; default follows the environment name"),
     Param("traces_exporter", _exporter, _exporter_default, "KYO_OTEL_TRACES_EXPORTER", ("OTEL_TRACES_EXPORTER",)),

@@ -119,3 +119,15 @@ def test_metric_interval_is_short_on_the_console_and_a_minute_for_collectors():
     assert resolve_settings({"environment": "development"}, {}).metric_export_interval == 10_000
     assert resolve_settings({"environment": "production"}, {}).metric_export_interval == 60_000
     assert resolve_settings({}, {"OTEL_METRIC_EXPORT_INTERVAL": "5000"}).metric_export_interval == 5000
+
+
+def test_the_default_environment_is_development_and_test_under_pytest():
+    """The pytest plugin makes ``test`` the default, so an app factory's ``configure()`` gets the
+    memory profile in a test run; an environment named by argument or variable still wins."""
+    from tests.support.subprocess_python import run_python
+
+    outside = run_python("from kyo_otel import resolve_settings; print(resolve_settings({}, {}).environment)")
+    assert outside.stdout.strip() == "development", outside.stderr
+    assert (resolve_settings({}, {}).environment, resolve_settings({}, {}).exporter("traces")) == ("test", "memory")
+    assert resolve_settings({}, {"KYO_OTEL_ENVIRONMENT": "production"}).environment == "production"
+    assert resolve_settings({"environment": "staging"}, {}).environment == "staging"

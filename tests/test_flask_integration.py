@@ -153,3 +153,49 @@ def test_every_app_a_process_creates_counts_its_active_tenants(tmp_path):
     """)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
+
+
+STRICT_SUITE = """
+    import logging
+
+    import pytest
+    from flask import Flask
+
+    import kyo_otel
+
+
+    def create_app():
+        app = Flask("flaskr")
+        kyo_otel.configure(service_name="flaskr", app=app)  # at the top of the factory, no environment
+        app.add_url_rule("/", "index", lambda: logging.getLogger("flaskr").info("index") or "hello")
+        return app
+
+
+    module_app = create_app()  # configured while the module is collected
+
+
+    @pytest.fixture
+    def client():
+        return create_app().test_client()
+
+
+    def test_the_factory_configured_first(client, kyo_telemetry):
+        assert client.get("/").status_code == 200
+        assert kyo_telemetry.span("GET /").attributes["http.route"] == "/"
+        assert kyo_telemetry.logs(message="index")
+
+
+    def test_the_fixture_first(kyo_telemetry, client):
+        assert client.get("/").status_code == 200
+        assert kyo_telemetry.handle.settings.environment == "test"
+        assert [span.name for span in kyo_telemetry.spans()] == ["GET /"]
+"""
+
+
+def test_the_fixture_works_in_a_strict_suite_whose_app_factory_configures(tmp_path):
+    """flaskr-style: ``configure()`` in the factory, ``filterwarnings = error``. Under pytest the
+    default environment is ``test``, so the factory's configuration is already the memory profile
+    the fixture needs and nothing has to be replaced with a warning."""
+    result = run_suite(tmp_path, STRICT_SUITE, ini="filterwarnings =\n    error\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
