@@ -250,6 +250,9 @@ PARAMS: tuple[Param, ...] = (
     Param("scrubbing", _bool, True, "KYO_OTEL_SCRUBBING", (), "mask phone numbers, codes, emails, secrets"),
     Param("instrumentation", _choice(INSTRUMENTATIONS), "kyo", "KYO_OTEL_INSTRUMENTATION", (),
           "request and Redis spans: kyo (lean, in-house) or contrib (opentelemetry-instrumentation-flask/-redis)"),
+    Param("flush_on_sigterm", _bool, True, "KYO_OTEL_FLUSH_ON_SIGTERM", (),
+          "on SIGTERM, flush and shut down telemetry, then stop as the default action would; only where "
+          "SIGTERM has no handler of its own"),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 
@@ -287,6 +290,7 @@ class Settings:
     tenant_cardinality_cap: int
     scrubbing: bool
     instrumentation: str
+    flush_on_sigterm: bool
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def exporter(self, signal: str) -> str:

@@ -349,6 +349,10 @@ def configure(
         after_fork()  # no-op unless configured before a fork that skipped the fork hooks
         if _current is None:
             _current = _build(resolved, scrubber)
+            if resolved.flush_on_sigterm and _current.providers:
+                from kyo_otel.signals import flush_on_sigterm
+
+                flush_on_sigterm(_shutdown_at_exit)
             if not _atexit_registered:
                 atexit.register(_shutdown_at_exit)
                 os.register_at_fork(after_in_child=after_fork)

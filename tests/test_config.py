@@ -98,6 +98,7 @@ def test_resource_attributes_variable_is_parsed():
         ({"tenant_cardinality_cap": 0}, {}, ["tenant_cardinality_cap", "an integer"]),
         ({}, {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0"}, ["span_export_batch_size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "an integer"]),
         ({"colour": True}, {}, ["argument", "'colour'", "service_name"]),
+        ({}, {"KYO_OTEL_FLUSH_ON_SIGTERM": "later"}, ["flush_on_sigterm", "KYO_OTEL_FLUSH_ON_SIGTERM", "'later'", "true or false"]),
     ],
 )
 def test_bad_values_raise_config_error_naming_setting_value_and_what_is_allowed(arguments, env, fragments):
