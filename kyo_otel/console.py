@@ -350,12 +350,15 @@ class ConsoleMetricExporter(MetricExporter):
     """A compact table per export: one row per series (metric, attributes), its value.
 
     Counters show what was added since the previous table (DELTA), histograms their count,
-    mean, min and max (durations in milliseconds), gauges their current value.
+    mean, min and max (durations in milliseconds), gauges their current value. A level (gauge,
+    up-down counter) at zero is shown only when it just fell to zero: an idle process prints no
+    ``kyo.tenants.active 0`` at every interval, and a table with nothing to show is not printed.
     """
 
     def __init__(self, stream: IO[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._out = _Writer(stream)
+        self._levels: dict[tuple[str, str], float] = {}  # the last value of each level series
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         rows: list[tuple[str, str, str]] = []
@@ -364,6 +367,8 @@ class ConsoleMetricExporter(MetricExporter):
                 for metric in scope_metrics.metrics:
                     for point in metric.data.data_points:
                         attrs = " ".join(f"{k}={v}" for k, v in sorted((point.attributes or {}).items()))
+                        if _is_level(metric.data) and not self._changed_or_nonzero((metric.name, attrs), point.value):
+                            continue
                         rows.append((metric.name, attrs, _point_value(metric.data, point, metric.unit)))
         if rows:
             rows.sort(key=lambda r: (r[0], r[1]))
@@ -379,11 +384,22 @@ class ConsoleMetricExporter(MetricExporter):
             self._out.write_lines(lines)
         return MetricExportResult.SUCCESS
 
+    def _changed_or_nonzero(self, series: tuple[str, str], value: float) -> bool:
+        previous = self._levels.get(series, 0)
+        if len(self._levels) < 10_000 or series in self._levels:
+            self._levels[series] = value
+        return bool(value) or bool(previous)
+
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return True
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         return None
+
+
+def _is_level(data: Any) -> bool:
+    """A gauge or an up-down counter: a current value, not an amount added."""
+    return isinstance(data, Gauge) or (isinstance(data, Sum) and not data.is_monotonic)
 
 
 def _point_value(data: Any, point: Any, unit: str) -> str:

@@ -182,3 +182,38 @@ def test_spans_whose_root_never_ends_are_printed_at_flush():
     assert "read" in out.getvalue() and "long poll" not in out.getvalue()
     root.end()
     assert "long poll" in out.getvalue().splitlines()[-1]
+
+
+def test_an_idle_level_at_zero_is_not_printed_at_every_interval():
+    """An idle process printed ``kyo.tenants.active 0`` in a table of its own at every interval.
+    A level (gauge, up-down counter) at 0 is shown when it falls to 0, and otherwise not."""
+    from opentelemetry.metrics import Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from kyo_otel.console import ConsoleMetricExporter
+
+    out = io.StringIO()
+    reader = PeriodicExportingMetricReader(ConsoleMetricExporter(out), export_interval_millis=3_600_000)
+    provider = MeterProvider(metric_readers=[reader])
+    active = [0]
+    provider.get_meter("t").create_observable_gauge("kyo.tenants.active", [lambda _: [Observation(active[0])]], unit="{tenant}")
+    queued = provider.get_meter("t").create_up_down_counter("jobs.queued")
+
+    def table() -> list[str]:
+        out.seek(0)
+        out.truncate()
+        reader.force_flush()
+        return [" ".join(line.split()) for line in out.getvalue().splitlines()[1:]]
+
+    assert table() == []  # idle: no table at all
+    assert table() == []
+    active[0] = 2
+    queued.add(1)
+    assert table() == ["jobs.queued 1", "kyo.tenants.active 2 tenant"]
+    assert table() == ["jobs.queued 1", "kyo.tenants.active 2 tenant"]  # a level that is not 0 stays in view
+    active[0] = 0
+    queued.add(-1)
+    assert table() == ["jobs.queued 0", "kyo.tenants.active 0 tenant"]  # the fall to 0 is news
+    assert table() == []  # idle again
+    provider.shutdown()
