@@ -2,9 +2,10 @@
 
 A fenced block after ``<!-- test -->`` runs (``python`` with the interpreter, ``sh`` with bash,
 stopping at the first failing command); after ``<!-- test: pytest -->`` it is a test file run by
-pytest. A ``text`` block after ``<!-- output -->`` is the output of the block before it: each of
-its lines must begin a line the block printed (later fields may follow), with clock times, hex
-ids and durations allowed to differ. Every ``python`` block is either run or says why not (``<!-- no-test: why -->``).
+pytest. A ``text`` block after ``<!-- output -->`` is the output of the block before it: what the
+block printed, line for line and in order, with clock times, hex ids (trace, X-Ray, request ids)
+and durations allowed to differ, and spacing (column widths) too. Every ``python`` block is
+either run or says why not (``<!-- no-test: why -->``).
 """
 
 from __future__ import annotations
@@ -77,9 +78,13 @@ def clean_env() -> dict[str, str]:
 
 def normalized(text: str) -> str:
     text = re.sub(r"\d\d:\d\d:\d\d(\.\d{3})?", "HH:MM:SS", text)
-    text = re.sub(r"\b[0-9a-f]{8}\b", "TRACEID", text)
+    text = re.sub(r"\b[0-9a-f]{8,32}\b", "HEXID", text)
     text = re.sub(r"\d+(\.\d+)?ms\b", "Nms", text)
     return " ".join(text.split())
+
+
+def printed_lines(text: str) -> list[str]:
+    return [normalized(line) for line in text.splitlines() if line.strip()]
 
 
 def run_block(block: Block, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -111,10 +116,15 @@ def test_readme_snippet_runs(block, tmp_path):
     result = run_block(block, tmp_path)
     assert result.returncode == 0, f"README.md line {block.line} failed:\n{result.stdout}\n{result.stderr}"
     if block.output is not None:
-        printed = [normalized(line) for line in result.stdout.splitlines()]
-        for expected in block.output.code.splitlines():
-            if expected.strip():
-                wanted = normalized(expected)
-                assert any(line == wanted or line.startswith(wanted + " ") for line in printed), (
-                    f"README.md line {block.output.line}: {expected!r} not printed in:\n{result.stdout}"
-                )
+        assert printed_lines(result.stdout) == printed_lines(block.output.code), (
+            f"README.md line {block.output.line} shows another output than the block prints:\n{result.stdout}"
+        )
+
+
+def test_outputs_are_compared_whole_and_in_order():
+    shown = "12:00:01.230 span 4bf92f35    3.1ms     GET /a\n12:00:01.231 log  4bf92f35 INFO  a: b  kyo.request.id=0af7651916cd43dd8448eb211c80319c\n"
+    assert printed_lines(shown) == printed_lines(shown.replace("4bf92f35", "00f067aa").replace("3.1ms", "12.0ms"))
+    assert printed_lines(shown) != printed_lines("\n".join(reversed(shown.splitlines())))  # order counts
+    assert printed_lines(shown) != printed_lines(shown + "metrics @ 12:00:02\n")  # so does a line more
+    assert printed_lines(shown) != printed_lines(shown.replace("INFO  a: b", "INFO  a: b  tenant=acme"))
+
