@@ -10,8 +10,10 @@ either run or says why not (``<!-- no-test: why -->``).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -128,3 +130,37 @@ def test_outputs_are_compared_whole_and_in_order():
     assert printed_lines(shown) != printed_lines(shown + "metrics @ 12:00:02\n")  # so does a line more
     assert printed_lines(shown) != printed_lines(shown.replace("INFO  a: b", "INFO  a: b  tenant=acme"))
 
+
+def _shape(body: dict) -> dict:
+    """The body with the measured latency reduced to its type: the rest must match exactly."""
+    redis_check = body["checks"]["redis"]
+    return {**body, "checks": {"redis": {**redis_check, "latency_ms": type(redis_check["latency_ms"]).__name__}}}
+
+
+def test_the_health_row_shows_the_bodies_the_sample_service_answers():
+    from sample_app.app import connect_redis, create_app
+
+    row = next(line for line in README.read_text().splitlines() if line.startswith("| `GET /health`"))
+    ok, degraded = [json.loads(body) for body in re.findall(r"`(\{[^`]*\})`", row)]
+    with socket.socket() as closed:  # a local port nothing listens on: Redis is down
+        closed.bind(("127.0.0.1", 0))
+        down = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+
+    healthy = create_app().test_client().get("/health")
+    unhealthy = create_app(connect_redis(down)).test_client().get("/health")
+
+    assert (healthy.status_code, _shape(healthy.get_json())) == (200, _shape(ok))
+    assert (unhealthy.status_code, _shape(unhealthy.get_json())) == (503, _shape(degraded))
+
+
+def test_the_readme_says_when_to_use_configure_with_an_app_and_when_instrument_app():
+    text = " ".join(README.read_text().split())
+    paragraph = text[text.index("**`configure(app=...)` or `instrument_app(app)`.**"):][:800]
+    for needed in ("one app", "application factory", "several apps", "before `configure()`"):
+        assert needed in paragraph, needed
+
+
+def test_the_readme_says_how_to_run_the_local_collector_config():
+    text = " ".join(README.read_text().split())
+    assert "`make collector-run` builds the collector and runs it with that config" in text
+    assert "collector/otel-collector.local.yaml" in text[: text.index("make collector-run")][-600:]
