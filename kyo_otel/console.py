@@ -237,11 +237,8 @@ class ConsoleSpanExporter(SpanExporter):
             status, "   "
         )
         attrs = dict(span.attributes or {})
-        if "http.route" not in attrs and "url.path" in attrs:
-            attrs = {"url.path": attrs.pop("url.path"), **attrs}  # no route matched (a 404): the path, scrubbed
-            keys_shown: tuple[str, ...] = ("url.path", *_SPAN_KEYS)
-        else:
-            keys_shown = _SPAN_KEYS
+        # No route matched (a 404): the path instead, scrubbed like every attribute.
+        keys_shown = _SPAN_KEYS if "http.route" in attrs else ("url.path", *_SPAN_KEYS)
         for event in span.events:
             if event.name == "exception" and event.attributes and "exception.type" in event.attributes:
                 attrs.setdefault("exception.type", event.attributes["exception.type"])
