@@ -1,18 +1,30 @@
 # Two commands on a fresh machine with only Python: `make run` and `make test`.
-# Both bootstrap a virtualenv in .venv with the package and everything the tests need.
+# `make run` bootstraps a virtualenv in .venv with the package and the sample app's extra (gunicorn,
+# fakeredis); `make test` adds the test and infra extras (pytest, grpcio, the AWS CDK...) to the same
+# virtualenv, and Debian's redis-server. Each stamp is one step, so `make run` then `make test` only
+# adds what is missing.
 
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PYTHON     ?= python3
+VENV       := .venv
+BIN        := $(VENV)/bin
+RUN_STAMP  := $(VENV)/.installed-run
+STAMP      := $(VENV)/.installed
 
-.PHONY: run test demo bench redis-server clean
+.PHONY: run test demo doctor bench redis-server clean
 
-$(STAMP): pyproject.toml
+$(VENV)/pyvenv.cfg:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# What running needs: the package and the `app` extra.
+$(RUN_STAMP): pyproject.toml | $(VENV)/pyvenv.cfg
+	$(BIN)/python -m pip install --quiet -e ".[app]"
+	touch $(RUN_STAMP)
+
+# What the tests need besides: the `test` and `infra` extras (the `test` extra includes `app`).
+$(STAMP): pyproject.toml | $(VENV)/pyvenv.cfg
 	$(BIN)/python -m pip install --quiet -e ".[test,infra]"
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 # The tests run a real Redis server. Debian's package, installed when missing (as root, or with sudo).
 redis-server:
@@ -22,14 +34,18 @@ redis-server:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
 	  $$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; }
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/python -m sample_app
 
 test: $(STAMP) redis-server
 	$(BIN)/python -m pytest
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/python -m sample_app demo
+
+# The effective settings, where each came from, and the checks (the CLI is .venv/bin/kyo-otel).
+doctor: $(RUN_STAMP)
+	$(BIN)/kyo-otel doctor
 
 # Telemetry overhead, side by side (bare / stock OpenTelemetry / kyo_otel; about 5 minutes); wrk drives the
 # throughput part (Debian's package, installed when missing). Not part of `make test`.

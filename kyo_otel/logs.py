@@ -14,6 +14,7 @@ passed with ``extra=``. Error records get ``exception.type``, ``exception.messag
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import traceback
@@ -49,12 +50,21 @@ _PRIMITIVE = (str, bool, int, float)
 _PRIMITIVE_TYPES = frozenset(_PRIMITIVE)
 _EVENT_NAME_KEYS = frozenset({"otel.event.name", "event.name"})  # the OpenTelemetry handler's, popped by it
 SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}  # OpenTelemetry's names for two levels
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+"""Terminal escape sequences: CSI (colours, ``\x1b[33m``), OSC (titles, links), the two-byte ones."""
 _NO_CONTEXT = Context()
 _RECORD_CONTEXT = Context({"kyo_otel.log_record": True})
 """The context of records built by the handler: their ids are set from the span already."""
 
 
 _SEVERITIES: dict[int, SeverityNumber] = {}
+
+
+def plain_text(text: str) -> str:
+    """``text`` without terminal escape sequences: werkzeug colours its request lines (``\x1b[33m``
+    for a 404), which are no part of the message in CloudWatch Logs or a JSON line. The check for
+    ESC comes first, so a record without any costs one ``in``."""
+    return _ANSI.sub("", text) if "\x1b" in text else text
 
 
 def _severity(levelno: int) -> SeverityNumber:
@@ -284,13 +294,20 @@ class KyoLoggingHandler(LoggingHandler):
                 "trace_flags": trace_flags,
                 "severity_text": SEVERITY_TEXT.get(record.levelname, record.levelname),
                 "severity_number": _severity(record.levelno),
-                "body": self.format(record) if self.formatter else record.getMessage(),
+                "body": plain_text(self.format(record) if self.formatter else record.getMessage()),
                 "attributes": attributes,
                 "event_name": event_name,
             })
             direct.emit(_readable(api_record, logger.resource, logger.instrumentation_scope))
         finally:
             self._is_emitting.reset(token)
+
+    def _translate(self, record: logging.LogRecord) -> Any:
+        """The SDK path's record, with the same plain-text body as kyo's direct path."""
+        translated = super()._translate(record)
+        if isinstance(translated.body, str) and "\x1b" in translated.body:
+            translated.body = plain_text(translated.body)
+        return translated
 
     def _get_attributes(self, record: logging.LogRecord, span_context: Any = None) -> tuple[dict[str, Any], str | None]:
         """The OpenTelemetry handler's attributes (the fields given with ``extra=``, the

@@ -67,6 +67,7 @@ class Telemetry:
         self._redis_observed = False
         self._active_tenants: ActiveTenants | None = None
         self._levels_lock = threading.Lock()
+        self.console: console.ConsoleSink | None = None  # console spans and logs both: printed together
         self._is_shut_down = False
 
     @property
@@ -133,10 +134,13 @@ class Telemetry:
         calls: list[Callable[[], Any]] = []
         if self.tracer_provider is not None:
             calls.append(lambda: self.tracer_provider.shutdown())  # type: ignore[union-attr]
-        if self.meter_provider is not None:
-            calls.append(lambda: self.meter_provider.shutdown(timeout_millis=ms))  # type: ignore[union-attr]
         if self.logger_provider is not None:
             calls.append(lambda: self.logger_provider.shutdown())  # type: ignore[union-attr]
+        if self.meter_provider is not None:
+            calls.append(lambda: self.meter_provider.shutdown(timeout_millis=ms))  # type: ignore[union-attr]
+        if self.console is not None:  # nothing to wait for: one after the other, so the output reads in order
+            ordered = list(calls)
+            calls = [lambda: [call() for call in ordered]]
         done = _bounded(calls, bound, "shutdown")
         with _lock:
             if _current is self:
@@ -175,11 +179,11 @@ def _quietly(call: Callable[[], Any], what: str) -> Callable[[], None]:
 # --- building ----------------------------------------------------------------------------
 
 
-def _span_exporter(settings: Settings, kind: str) -> Any:
+def _span_exporter(settings: Settings, kind: str, sink: console.ConsoleSink | None) -> Any:
     if kind == "otlp":
         return exporters.otlp_span_exporter(settings)
     if kind == "console":
-        return console.ConsoleSpanExporter()
+        return console.ConsoleSpanExporter(sink=sink)
     return InMemorySpanExporter()
 
 
@@ -196,11 +200,11 @@ def _metric_reader(settings: Settings, kind: str, scrubber: Scrubber | None) -> 
     return metrics.periodic_reader(settings, exporter, scrubber)
 
 
-def _log_exporter(settings: Settings, kind: str) -> Any:
+def _log_exporter(settings: Settings, kind: str, sink: console.ConsoleSink | None) -> Any:
     if kind == "otlp":
         return exporters.otlp_log_exporter(settings)
     if kind == "console":
-        return console.ConsoleLogExporter(fmt=settings.console_format)
+        return console.ConsoleLogExporter(fmt=settings.console_format, sink=sink)
     return InMemoryLogRecordExporter()
 
 
@@ -221,9 +225,11 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
 
     if {settings.exporter("traces"), settings.exporter("logs")} & {"otlp", "console"}:
         drops.install()  # batch processors: count what a full queue drops
+    if settings.exporter("traces") == settings.exporter("logs") == "console":
+        handle.console = console.ConsoleSink()
     kind = settings.exporter("traces")
     if kind != "none":
-        exporter = _span_exporter(settings, kind)
+        exporter = _span_exporter(settings, kind, handle.console)
         handle.memory.spans = exporter if kind == "memory" else None
         if handle.scrubber is not None:
             exporter = scrubbing(exporter, handle.scrubber, ScrubbingSpanExporter)
@@ -249,7 +255,7 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
 
     kind = settings.exporter("logs")
     if kind != "none":
-        exporter = _log_exporter(settings, kind)
+        exporter = _log_exporter(settings, kind, handle.console)
         handle.memory.logs = exporter if kind == "memory" else None
         if handle.scrubber is not None:
             exporter = scrubbing(exporter, handle.scrubber, ScrubbingLogExporter)
@@ -257,6 +263,8 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
         from opentelemetry import _logs as logs_api
 
         _set_global(logs_api._internal, "_LOGGER_PROVIDER", handle.logger_provider, set_logger_provider)
+        if handle.console is not None:
+            handle.console.flush_logs = handle.logger_provider.force_flush
         handle.log_handler = logs.attach_handler(
             handle.logger_provider, settings.log_level, scrub=handle.scrubber.scrub_text if handle.scrubber is not None else None
         )

@@ -47,6 +47,7 @@ APP = textwrap.dedent(
     web.post("/otp/send", headers={"X-Tenant-Id": "acme"})
     web.post("/otp/send", headers={"X-Tenant-Id": "acme"})
     web.get("/boom")
+    web.get("/users/+886912345678/orders")
     telemetry.shutdown()
     """
 )
@@ -96,7 +97,8 @@ def name_column(line: str, name: str) -> int:
 def test_spans_are_one_line_each_indented_under_their_parent(redis_server):
     lines = run_app(redis_server).splitlines()
     span_lines = [line for line in lines if " span " in line]
-    assert len(span_lines) == 7  # 2 x (request, render sms, SET) + the failing request
+    assert "url.path" not in span_lines[0], "a request that matched a route shows its http.route only"
+    assert len(span_lines) == 8  # 2 x (request, render sms, SET) + the failing request + the unmatched one
 
     root, child, grandchild = span_lines[:3]
     assert re.match(r"\d\d:\d\d:\d\d\.\d{3} span [0-9a-f]{8} +\d+\.\dms +POST /otp/send  http.route=/otp/send", root)
@@ -115,8 +117,31 @@ def test_log_lines_carry_level_logger_message_and_trace(redis_server):
     trace = next(line for line in lines if "POST /otp/send" in line).split()[2]
     warnings = [line for line in lines if "slow sms gateway" in line]
     assert len(warnings) == 2
-    assert re.match(r"\d\d:\d\d:\d\d\.\d{3} log  WARN  shop\.otp: slow sms gateway  trace_id=[0-9a-f]{8}", warnings[0])
-    assert any(f"trace_id={trace}" in line for line in warnings)
+    assert re.match(r"\d\d:\d\d:\d\d\.\d{3} log  [0-9a-f]{8} WARN  shop\.otp: slow sms gateway  ", warnings[0])
+    assert any(line.split()[2] == trace for line in warnings)
+
+
+def test_a_requests_log_lines_are_printed_with_its_spans_in_time_order(redis_server):
+    """Spans and log records are exported in separate batches: a request's log lines came after
+    the spans of the requests that followed it. Now each request's lines (spans and logs, one trace
+    id in the third column) are together, and a log line comes after the span it was logged in."""
+    lines = [line for line in run_app(redis_server).splitlines() if line.split()[1:2] in (["span"], ["log"])]
+    traces = [line.split()[2] for line in lines]
+    groups = [trace for index, trace in enumerate(traces) if index == 0 or traces[index - 1] != trace]
+    assert len(groups) == len(set(groups)) == 4, "\n".join(lines)  # 2 sends, /boom, the unmatched path
+
+    for trace in groups[:2]:
+        request = [line for line in lines if line.split()[2] == trace]
+        assert [line.split()[1] for line in request] == ["span", "span", "span", "log"], request
+        assert "POST /otp/send" in request[0] and "slow sms gateway" in request[3]
+    boom = [line for line in lines if line.split()[2] == groups[2]]
+    assert "GET /boom" in boom[0] and any("ERROR" in line and "Exception on /boom" in line for line in boom[1:])
+
+
+def test_a_request_that_matched_no_route_shows_its_scrubbed_path(redis_server):
+    (unmatched,) = [line for line in run_app(redis_server).splitlines() if " span " in line and "404" in line]
+    assert "url.path=/users/+886*******78/orders" in unmatched
+    assert "912345678" not in unmatched
 
 
 def test_metrics_are_a_compact_table(redis_server):
@@ -157,3 +182,38 @@ def test_spans_whose_root_never_ends_are_printed_at_flush():
     assert "read" in out.getvalue() and "long poll" not in out.getvalue()
     root.end()
     assert "long poll" in out.getvalue().splitlines()[-1]
+
+
+def test_an_idle_level_at_zero_is_not_printed_at_every_interval():
+    """An idle process printed ``kyo.tenants.active 0`` in a table of its own at every interval.
+    A level (gauge, up-down counter) at 0 is shown when it falls to 0, and otherwise not."""
+    from opentelemetry.metrics import Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from kyo_otel.console import ConsoleMetricExporter
+
+    out = io.StringIO()
+    reader = PeriodicExportingMetricReader(ConsoleMetricExporter(out), export_interval_millis=3_600_000)
+    provider = MeterProvider(metric_readers=[reader])
+    active = [0]
+    provider.get_meter("t").create_observable_gauge("kyo.tenants.active", [lambda _: [Observation(active[0])]], unit="{tenant}")
+    queued = provider.get_meter("t").create_up_down_counter("jobs.queued")
+
+    def table() -> list[str]:
+        out.seek(0)
+        out.truncate()
+        reader.force_flush()
+        return [" ".join(line.split()) for line in out.getvalue().splitlines()[1:]]
+
+    assert table() == []  # idle: no table at all
+    assert table() == []
+    active[0] = 2
+    queued.add(1)
+    assert table() == ["jobs.queued 1", "kyo.tenants.active 2 tenant"]
+    assert table() == ["jobs.queued 1", "kyo.tenants.active 2 tenant"]  # a level that is not 0 stays in view
+    active[0] = 0
+    queued.add(-1)
+    assert table() == ["jobs.queued 0", "kyo.tenants.active 0 tenant"]  # the fall to 0 is news
+    assert table() == []  # idle again
+    provider.shutdown()

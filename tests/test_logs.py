@@ -415,3 +415,61 @@ def test_configure_gives_the_bridge_the_scrubber_for_stderr_too(kyo_telemetry, c
     kyo_telemetry.handle.log_handler.handle(record)
     err = capsys.readouterr().err
     assert "--- Logging error ---" in err and "+886*******78" in err and "886912345678" not in err
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["batch path", "sdk path"])
+def test_terminal_escape_sequences_are_stripped_from_log_bodies(direct):
+    """werkzeug colours its request lines for a terminal; the escape codes are no part of the
+    message an exporter sends (CloudWatch Logs showed ``[33mGET /x HTTP/1.1[0m``)."""
+    provider, exporter, handler = _bridge("colours", direct=direct)
+    stdlib = logging.getLogger("kyo_test.colours")
+    for message, args in [
+        ('"%s" %s -', ("\x1b[33mGET /missing HTTP/1.1\x1b[0m", 404)),
+        ("\x1b[1m\x1b[31mfailed\x1b[0m \x1b]8;;http://127.0.0.1/\x07link\x1b]8;;\x07 done", ()),
+        ("plain text, [33m without ESC, stays", ()),
+    ]:
+        handler.handle(stdlib.makeRecord(stdlib.name, logging.INFO, __file__, 1, message, args, None))
+    provider.force_flush()
+    assert [r.log_record.body for r in exporter.records] == [
+        '"GET /missing HTTP/1.1" 404 -',
+        "failed link done",
+        "plain text, [33m without ESC, stays",
+    ]
+    provider.shutdown()
+
+
+def test_werkzeugs_request_log_reaches_the_collector_without_colour_codes_under_zero_code():
+    """The real werkzeug development server under ``opentelemetry-instrument``, exporting OTLP
+    to a real receiver: its coloured request line arrives as plain text."""
+    import shutil
+
+    from kyo_otel.receiver import OtlpReceiver
+    from tests.support.subprocess_python import run_python
+
+    code = """
+        import threading, urllib.error, urllib.request
+        from flask import Flask
+        from werkzeug.serving import make_server
+        import kyo_otel
+
+        app = Flask("colours")
+        server = make_server("127.0.0.1", 0, app)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            opener.open(f"http://127.0.0.1:{server.server_port}/no/such/page", timeout=10)
+        except urllib.error.HTTPError:
+            pass
+        server.shutdown()
+        kyo_otel.shutdown()
+    """
+    instrument = shutil.which("opentelemetry-instrument", path=os.path.dirname(sys.executable))
+    with OtlpReceiver() as receiver:
+        result = run_python(code, argv0=[instrument], env={
+            "OTEL_PYTHON_DISTRO": "kyo", "OTEL_PYTHON_CONFIGURATOR": "kyo", "KYO_OTEL_ENVIRONMENT": "production",
+            "OTEL_SERVICE_NAME": "colours", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        })
+        assert result.returncode == 0, result.stderr
+        (request_line,) = receiver.logs("/no/such/page")
+    assert '"GET /no/such/page HTTP/1.1" 404' in request_line.body
+    assert "\x1b" not in request_line.body

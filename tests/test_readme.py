@@ -2,15 +2,18 @@
 
 A fenced block after ``<!-- test -->`` runs (``python`` with the interpreter, ``sh`` with bash,
 stopping at the first failing command); after ``<!-- test: pytest -->`` it is a test file run by
-pytest. A ``text`` block after ``<!-- output -->`` is the output of the block before it: each of
-its lines must begin a line the block printed (later fields may follow), with clock times, hex
-ids and durations allowed to differ. Every ``python`` block is either run or says why not (``<!-- no-test: why -->``).
+pytest. A ``text`` block after ``<!-- output -->`` is the output of the block before it: what the
+block printed, line for line and in order, with clock times, hex ids (trace, X-Ray, request ids)
+and durations allowed to differ, and spacing (column widths) too. Every ``python`` block is
+either run or says why not (``<!-- no-test: why -->``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -77,9 +80,13 @@ def clean_env() -> dict[str, str]:
 
 def normalized(text: str) -> str:
     text = re.sub(r"\d\d:\d\d:\d\d(\.\d{3})?", "HH:MM:SS", text)
-    text = re.sub(r"\b[0-9a-f]{8}\b", "TRACEID", text)
+    text = re.sub(r"\b[0-9a-f]{8,32}\b", "HEXID", text)
     text = re.sub(r"\d+(\.\d+)?ms\b", "Nms", text)
     return " ".join(text.split())
+
+
+def printed_lines(text: str) -> list[str]:
+    return [normalized(line) for line in text.splitlines() if line.strip()]
 
 
 def run_block(block: Block, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -111,10 +118,49 @@ def test_readme_snippet_runs(block, tmp_path):
     result = run_block(block, tmp_path)
     assert result.returncode == 0, f"README.md line {block.line} failed:\n{result.stdout}\n{result.stderr}"
     if block.output is not None:
-        printed = [normalized(line) for line in result.stdout.splitlines()]
-        for expected in block.output.code.splitlines():
-            if expected.strip():
-                wanted = normalized(expected)
-                assert any(line == wanted or line.startswith(wanted + " ") for line in printed), (
-                    f"README.md line {block.output.line}: {expected!r} not printed in:\n{result.stdout}"
-                )
+        assert printed_lines(result.stdout) == printed_lines(block.output.code), (
+            f"README.md line {block.output.line} shows another output than the block prints:\n{result.stdout}"
+        )
+
+
+def test_outputs_are_compared_whole_and_in_order():
+    shown = "12:00:01.230 span 4bf92f35    3.1ms     GET /a\n12:00:01.231 log  4bf92f35 INFO  a: b  kyo.request.id=0af7651916cd43dd8448eb211c80319c\n"
+    assert printed_lines(shown) == printed_lines(shown.replace("4bf92f35", "00f067aa").replace("3.1ms", "12.0ms"))
+    assert printed_lines(shown) != printed_lines("\n".join(reversed(shown.splitlines())))  # order counts
+    assert printed_lines(shown) != printed_lines(shown + "metrics @ 12:00:02\n")  # so does a line more
+    assert printed_lines(shown) != printed_lines(shown.replace("INFO  a: b", "INFO  a: b  tenant=acme"))
+
+
+def _shape(body: dict) -> dict:
+    """The body with the measured latency reduced to its type: the rest must match exactly."""
+    redis_check = body["checks"]["redis"]
+    return {**body, "checks": {"redis": {**redis_check, "latency_ms": type(redis_check["latency_ms"]).__name__}}}
+
+
+def test_the_health_row_shows_the_bodies_the_sample_service_answers():
+    from sample_app.app import connect_redis, create_app
+
+    row = next(line for line in README.read_text().splitlines() if line.startswith("| `GET /health`"))
+    ok, degraded = [json.loads(body) for body in re.findall(r"`(\{[^`]*\})`", row)]
+    with socket.socket() as closed:  # a local port nothing listens on: Redis is down
+        closed.bind(("127.0.0.1", 0))
+        down = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+
+    healthy = create_app().test_client().get("/health")
+    unhealthy = create_app(connect_redis(down)).test_client().get("/health")
+
+    assert (healthy.status_code, _shape(healthy.get_json())) == (200, _shape(ok))
+    assert (unhealthy.status_code, _shape(unhealthy.get_json())) == (503, _shape(degraded))
+
+
+def test_the_readme_says_when_to_use_configure_with_an_app_and_when_instrument_app():
+    text = " ".join(README.read_text().split())
+    paragraph = text[text.index("**`configure(app=...)` or `instrument_app(app)`.**"):][:800]
+    for needed in ("one app", "application factory", "several apps", "before `configure()`"):
+        assert needed in paragraph, needed
+
+
+def test_the_readme_says_how_to_run_the_local_collector_config():
+    text = " ".join(README.read_text().split())
+    assert "`make collector-run` builds the collector and runs it with that config" in text
+    assert "collector/otel-collector.local.yaml" in text[: text.index("make collector-run")][-600:]
