@@ -169,10 +169,9 @@ def _instrumented_by_contrib(app: Flask) -> bool:
     ``FlaskInstrumentor().instrument_app(app)``, or created after ``FlaskInstrumentor().instrument()``
     (whose Flask subclass marks the app only after ``Flask.__init__``, from where the kyo distro
     calls ``instrument_app``)."""
-    if getattr(app, "_is_instrumented_by_opentelemetry", False):
-        return True
-    contrib = sys.modules.get("opentelemetry.instrumentation.flask")
-    return contrib is not None and isinstance(app, getattr(contrib, "_InstrumentedFlask", ()))
+    from kyo_otel._sdk.contrib_flags import app_instrumented_by_contrib
+
+    return app_instrumented_by_contrib(app)
 
 
 def _install_health(app: Flask, path: str, health: RedisHealth | None) -> None:

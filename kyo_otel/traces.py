@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from kyo_otel.config import Settings
-from kyo_otel.spans import GuardedSpanProcessors
+from kyo_otel._sdk.span_processors import multi_span_processor
 
 
 def build_sampler(settings: Settings) -> Sampler:
@@ -61,7 +61,7 @@ def span_processor(settings: Settings, exporter: SpanExporter) -> SpanProcessor:
 
 
 def build_tracer_provider(settings: Settings, resource: Resource, exporter: SpanExporter, **kwargs: Any) -> TracerProvider:
-    kwargs.setdefault("active_span_processor", GuardedSpanProcessors())
+    kwargs.setdefault("active_span_processor", multi_span_processor())
     provider = TracerProvider(resource=resource, sampler=build_sampler(settings), shutdown_on_exit=False, **kwargs)
     provider.add_span_processor(span_processor(settings, exporter))
     return provider
