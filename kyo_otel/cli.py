@@ -269,6 +269,9 @@ def doctor(args: argparse.Namespace, out: IO[str], env: dict[str, str] | None = 
             checks.append(tcp)
             if tcp.status == "ok":
                 checks.extend(check_exports(settings, otlp_signals, args.timeout))
+    from kyo_otel._sdk import status_lines
+
+    out.write("\n".join(status_lines()) + "\n\n")
     explicit = args.collector is not None
     checks.extend(check_collector(Path(args.collector) if explicit else DEFAULT_COLLECTOR, explicit, args.target))
 

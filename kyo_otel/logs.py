@@ -116,8 +116,12 @@ class CorrelatingHandler(ScrubbedErrors, LoggingHandler):
 def log_processor(settings: Settings, exporter: LogRecordExporter) -> LogRecordProcessor:
     if isinstance(exporter, InMemoryLogRecordExporter) or getattr(exporter, "synchronous", False):
         return SimpleLogRecordProcessor(exporter)
-    return BatchLogRecordProcessor(
+    from kyo_otel import drops
+
+    return drops.counted_processor(
+        BatchLogRecordProcessor,
         exporter,
+        "logs",
         max_queue_size=settings.log_queue_size,
         schedule_delay_millis=settings.batch_delay,
         max_export_batch_size=min(settings.log_export_batch_size, settings.log_queue_size),

@@ -206,7 +206,7 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
     # rather than the instrumentations' legacy default; an explicit user choice is kept.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     # Each fast path's probe (kyo_otel._sdk): one that fails is off, with a warning.
-    handle.fast_paths = {path.name: path.on for path in fast_paths.probe_all()}
+    fast_paths.probe_all()
 
     if {settings.exporter("traces"), settings.exporter("logs")} & {"otlp", "console"}:
         drops.install()  # batch processors: count what a full queue drops
@@ -247,6 +247,7 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
         handle.log_handler = logs.attach_handler(
             handle.logger_provider, settings.log_level, scrub=handle.scrubber.scrub_text if handle.scrubber is not None else None
         )
+    handle.fast_paths = {path.name: path.on for path in fast_paths.FAST_PATHS.values()}  # as built (an exporter may have turned one off)
     return handle
 
 

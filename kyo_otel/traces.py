@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from kyo_otel.config import Settings
+from kyo_otel import drops
 from kyo_otel._sdk.span_processors import multi_span_processor
 
 
@@ -51,8 +52,10 @@ def span_processor(settings: Settings, exporter: SpanExporter) -> SpanProcessor:
     """Batch export off the request thread; tests (memory) see spans as soon as they end."""
     if isinstance(exporter, InMemorySpanExporter) or getattr(exporter, "synchronous", False):
         return SimpleSpanProcessor(exporter)
-    return BatchSpanProcessor(
+    return drops.counted_processor(
+        BatchSpanProcessor,
         exporter,
+        "traces",
         max_queue_size=settings.span_queue_size,
         schedule_delay_millis=settings.batch_delay,
         max_export_batch_size=min(settings.span_export_batch_size, settings.span_queue_size),

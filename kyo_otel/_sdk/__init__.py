@@ -62,23 +62,25 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-def run(name: str) -> bool:
+def run(name: str, warn: bool = True) -> bool:
     """Run one probe now; ``True`` when the fast path is on. Never raises."""
     path = FAST_PATHS[name]
     try:
         path.probe()
     except Exception as error:  # anything: a probe exists to catch what nobody foresaw
-        turn_off(name, _reason(error))
+        turn_off(name, _reason(error), warn)
     else:
         path.on, path.reason = True, ""
     return path.on
 
 
-def turn_off(name: str, reason: str) -> None:
+def turn_off(name: str, reason: str, warn: bool = True) -> None:
     """Mark a fast path off (its probe failed, or its use failed where only use can tell, such as
     building an exporter) and warn once per path and reason."""
     path = FAST_PATHS[name]
     path.on, path.reason = False, reason
+    if not warn:
+        return
     with _lock:
         if (name, reason) in _warned:
             return
@@ -102,9 +104,21 @@ def load() -> dict[str, FastPath]:
     return FAST_PATHS
 
 
-def probe_all() -> list[FastPath]:
-    """Run every probe (``configure()`` does, once per configuration): the fast paths, on or off."""
+def probe_all(warn: bool = True) -> list[FastPath]:
+    """Run every probe (``configure()`` does, once per configuration): the fast paths, on or off.
+    ``warn=False``: no warning for a path found off (``kyo-otel doctor`` lists them itself)."""
     load()
     for name in list(FAST_PATHS):
-        run(name)
+        run(name, warn)
     return list(FAST_PATHS.values())
+
+
+def status_lines() -> list[str]:
+    """``kyo-otel doctor``'s list: each fast path, on or off (and why), and what it replaces."""
+    paths = probe_all(warn=False)
+    width = max(len(path.name) for path in paths)
+    lines = ["Fast paths (kyo_otel._sdk; each falls back to the public path when its probe fails):"]
+    for path in sorted(paths, key=lambda p: p.name):
+        state = "on " if path.on else "OFF"
+        lines.append(f"  {state}  {path.name:<{width}}  {'replaces ' + path.replaces if path.on else path.reason + '; using ' + path.fallback}")
+    return lines

@@ -337,6 +337,8 @@ def probe() -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
     provider = TracerProvider(active_span_processor=GuardedSpanProcessors(), shutdown_on_exit=False)
+    if not callable(getattr(SynchronousMultiSpanProcessor, "_on_ending", None)):
+        raise AttributeError("SynchronousMultiSpanProcessor has no _on_ending (what LeanSpan.end calls)")
     tracer = LeanTracer(provider.get_tracer("kyo_otel.probe"), try_lean=True)
     if not tracer.lean:
         raise RuntimeError(tracer.why_not)

@@ -54,7 +54,10 @@ def _new(mode: Any) -> bool:
 
 
 def _schema_url(signals: Any) -> str:
-    return "https://opentelemetry.io/schemas/1.11.0"
+    versions = {_Signal.HTTP: "1.21.0", _Signal.DATABASE: "1.25.0"}
+    modes = _modes(signals)
+    newest = max((versions[s] for s in signals if modes[s] is not _Mode.DEFAULT), default="1.11.0", key=lambda v: tuple(map(int, v.split("."))))
+    return f"https://opentelemetry.io/schemas/{newest}"
 
 
 def _pair(old: str | None, new: str | None) -> Any:
