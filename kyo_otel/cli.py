@@ -4,7 +4,8 @@
     kyo-otel cost --tenants N [--instances M]
     kyo-otel catalog [--format table|json]
 
-``doctor`` reads the same environment ``configure()`` reads, so run it where the service runs
+``doctor`` also lists kyo_otel's fast paths (``kyo_otel._sdk``), each on or off with the reason. It
+reads the same environment ``configure()`` reads, so run it where the service runs
 (same variables, same network). It exits non-zero when anything is wrong and says how to fix it.
 """
 

@@ -10,7 +10,6 @@ adds no series. The instrumentation's own metrics are off (see ``kyo_otel.catalo
 from __future__ import annotations
 
 import re
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 

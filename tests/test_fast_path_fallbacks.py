@@ -190,3 +190,39 @@ def test_every_fast_path_has_a_removal_test():
 
     covered = set(OTHERS) | {"otlp-wire-encoder", "metric-collect-hook", "log-handler", "contrib-instrumented-flags"}
     assert set(_sdk.load()) == covered
+
+
+DOCTOR = """
+import sys, pytest
+from tests.support.renamed import rename
+mp = pytest.MonkeyPatch()
+{removal}
+from kyo_otel.cli import main
+sys.exit(main(["doctor"]))
+"""
+
+
+def _fast_path_lines(stdout: str) -> dict[str, str]:
+    from kyo_otel import _sdk
+
+    names = set(_sdk.load())
+    lines = {}
+    for line in stdout.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[1] in names:
+            lines[words[1]] = line
+    return lines
+
+
+def test_doctor_lists_every_fast_path_as_on_and_a_removed_one_as_off_with_the_reason():
+    every = _fast_path_lines(run_python(DOCTOR.format(removal="")).stdout)
+    assert len(every) == len(OTHERS) + 4 and all(line.split()[0] == "on" for line in every.values()), every
+    result = run_python(DOCTOR.format(removal="""
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+rename(mp, [LoggingHandler], "_is_emitting", "_emitting")
+"""))
+    lines = _fast_path_lines(result.stdout)
+    assert lines["log-handler"].split()[0] == "OFF"
+    assert "_is_emitting" in lines["log-handler"] and "using the contrib LoggingHandler" in lines["log-handler"]
+    assert all(line.split()[0] == "on" for name, line in lines.items() if name != "log-handler")
+    assert "fast path 'log-handler' is off" not in result.stderr  # listed, not also warned
