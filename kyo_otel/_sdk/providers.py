@@ -12,11 +12,13 @@ providers global, with the API's warning), and forked workers keep the parent's 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from kyo_otel._sdk import fast_path, is_on
 
+_logger = logging.getLogger("kyo_otel")
 _GLOBALS = {
     "traces": ("opentelemetry.trace", "_TRACER_PROVIDER"),
     "metrics": ("opentelemetry.metrics._internal", "_METER_PROVIDER"),
@@ -34,13 +36,18 @@ def set_global(signal: str, provider: Any, setter: Callable[[Any], None]) -> Non
     """Install ``provider`` as the API's global one; after ``shutdown()`` kyo_otel replaces its
     own earlier provider; a provider installed by someone else is left alone (with the API's
     own warning)."""
-    if is_on("global-providers"):
-        module, attribute = _module(signal), _GLOBALS[signal][1]
-        existing = getattr(module, attribute, None)
-        if existing is not None and getattr(existing, "_kyo_otel", False):
+    module, attribute = _module(signal), _GLOBALS[signal][1]
+    existing = getattr(module, attribute, None)
+    if existing is not None and getattr(existing, "_kyo_otel", False):
+        if is_on("global-providers"):
             setattr(module, attribute, provider)
             provider._kyo_otel = True
             return
+        _logger.warning(
+            "kyo_otel: the API's global %s provider stays the first configuration's (fast path global-providers "
+            "is off): what the application makes through the global API after this configure() is dropped; "
+            "kyo_otel's own instrumentation uses the new providers", signal,
+        )
     setter(provider)
     provider._kyo_otel = True
 
