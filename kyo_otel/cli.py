@@ -4,7 +4,8 @@
     kyo-otel cost --tenants N [--instances M]
     kyo-otel catalog [--format table|json]
 
-``doctor`` reads the same environment ``configure()`` reads, so run it where the service runs
+``doctor`` also lists kyo_otel's fast paths (``kyo_otel._sdk``), each on or off with the reason. It
+reads the same environment ``configure()`` reads, so run it where the service runs
 (same variables, same network). It exits non-zero when anything is wrong and says how to fix it.
 """
 
@@ -269,6 +270,9 @@ def doctor(args: argparse.Namespace, out: IO[str], env: dict[str, str] | None = 
             checks.append(tcp)
             if tcp.status == "ok":
                 checks.extend(check_exports(settings, otlp_signals, args.timeout))
+    from kyo_otel._sdk import status_lines
+
+    out.write("\n".join(status_lines()) + "\n\n")
     explicit = args.collector is not None
     checks.extend(check_collector(Path(args.collector) if explicit else DEFAULT_COLLECTOR, explicit, args.target))
 

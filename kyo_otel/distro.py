@@ -16,26 +16,22 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from opentelemetry.instrumentation.distro import BaseDistro
-from opentelemetry.sdk._configuration import _BaseConfigurator
+from kyo_otel._sdk.entry_points import Configurator, Distro
 
 _HANDLED_BY_CONFIGURE = frozenset({"redis", "logging"})
 
 
-class KyoConfigurator(_BaseConfigurator):
+class KyoConfigurator(Configurator):
     """``OTEL_PYTHON_CONFIGURATOR=kyo``: ``kyo_otel.configure()`` from the environment."""
 
-    def _configure(self, **kwargs: Any) -> None:
+    def configure_kyo(self) -> None:
         import kyo_otel
 
         kyo_otel.configure()
 
 
-class KyoDistro(BaseDistro):
+class KyoDistro(Distro):
     """``OTEL_PYTHON_DISTRO=kyo``: instrument Flask apps the kyo way, skip what configure() did."""
-
-    def _configure(self, **kwargs: Any) -> None:
-        return None
 
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
         if entry_point.name in _HANDLED_BY_CONFIGURE:

@@ -7,7 +7,6 @@ exponential histograms (see ``shared/reference/aws-pipeline-facts.md``).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from opentelemetry.sdk.metrics import (
@@ -18,10 +17,12 @@ from opentelemetry.sdk.metrics import (
     ObservableUpDownCounter,
     UpDownCounter,
 )
-from opentelemetry.sdk.metrics._internal.instrument import Gauge as SyncGauge
 from opentelemetry.sdk.metrics.export import AggregationTemporality
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 
+from kyo_otel._sdk import is_on, turn_off
+from kyo_otel._sdk.encode_once import encoding_once
+from kyo_otel._sdk.instrument_types import SYNC_GAUGE
 from kyo_otel.config import Settings
 
 # Sums are DELTA (awsemf would convert cumulative ones itself, but one rule is simpler to check);
@@ -33,8 +34,9 @@ DELTA_TEMPORALITY: dict[type, AggregationTemporality] = {
     UpDownCounter: AggregationTemporality.CUMULATIVE,
     ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
     ObservableGauge: AggregationTemporality.CUMULATIVE,
-    SyncGauge: AggregationTemporality.CUMULATIVE,
 }
+if SYNC_GAUGE is not None:  # fast path sync-gauge-type; else the SDK's default, the same
+    DELTA_TEMPORALITY[SYNC_GAUGE] = AggregationTemporality.CUMULATIVE
 EXPONENTIAL_HISTOGRAMS: dict[type, Any] = {Histogram: ExponentialBucketHistogramAggregation()}
 
 
@@ -48,37 +50,16 @@ def _otlp_kwargs(settings: Settings, signal_path: str) -> dict[str, Any]:
     return kwargs
 
 
-class _EncodeOnce:
-    """For the OTLP/gRPC exporters: encode a batch once, however often it is retried.
-
-    The SDK's gRPC exporter retries a failed batch (about 1 s, then 2 s later, within its
-    timeout) and turns it into protobuf again for each attempt: 40 ms of CPU, holding the GIL,
-    for 512 spans. While the collector is down every batch fails, so that repeated encoding is
-    most of what telemetry costs the request threads; encoding once removes two thirds of it.
-    """
-
-    _kyo_last: tuple[Any, Any] | None = None
-
-    def _translate_data(self, data: Any) -> Any:
-        last = self._kyo_last
-        if last is not None and last[0] is data:
-            return last[1]
-        request = super()._translate_data(data)  # type: ignore[misc]
-        self._kyo_last = (data, request)
-        return request
-
-    def _export(self, data: Any) -> Any:
-        try:
-            return super()._export(data)  # type: ignore[misc]
-        finally:
-            self._kyo_last = None  # keep no batch alive between exports
-
-
-@functools.lru_cache(maxsize=None)
-def _encode_once(cls: type) -> type:
-    if not hasattr(cls, "_translate_data") or not hasattr(cls, "_export"):
-        return cls  # another SDK layout: keep the SDK's own behaviour
-    return type(cls.__name__, (_EncodeOnce, cls), {"__module__": __name__, "__doc__": cls.__doc__})
+def _kyo_encoded(make_class: Any, signal: str, settings: Settings) -> Any:
+    """kyo's OTLP/gRPC exporter (``kyo_otel.otlp_wire``), or None when the fast path is off or
+    cannot be built on this SDK (it is then off)."""
+    if not is_on("otlp-wire-encoder"):
+        return None
+    try:
+        return encoding_once(make_class())(**_otlp_kwargs(settings, signal))
+    except Exception as error:
+        turn_off("otlp-wire-encoder", f"building the {signal} exporter: {type(error).__name__}: {error}")
+        return None
 
 
 def otlp_span_exporter(settings: Settings) -> Any:
@@ -86,7 +67,12 @@ def otlp_span_exporter(settings: Settings) -> Any:
         # The SDK's gRPC exporter with kyo_otel's span encoder (same message, a quarter of the CPU).
         from kyo_otel.otlp_wire import grpc_span_exporter_class
 
-        return _encode_once(grpc_span_exporter_class())(**_otlp_kwargs(settings, "traces"))
+        exporter = _kyo_encoded(grpc_span_exporter_class, "traces", settings)
+        if exporter is not None:
+            return exporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return encoding_once(OTLPSpanExporter)(**_otlp_kwargs(settings, "traces"))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter(**_otlp_kwargs(settings, "traces"))
@@ -96,7 +82,7 @@ def otlp_metric_exporter(settings: Settings) -> Any:
     if settings.otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
-        OTLPMetricExporter = _encode_once(OTLPMetricExporter)  # noqa: N806
+        OTLPMetricExporter = encoding_once(OTLPMetricExporter)  # noqa: N806
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     return OTLPMetricExporter(
@@ -110,7 +96,12 @@ def otlp_log_exporter(settings: Settings) -> Any:
     if settings.otlp_protocol == "grpc":
         from kyo_otel.otlp_wire import grpc_log_exporter_class
 
-        return _encode_once(grpc_log_exporter_class())(**_otlp_kwargs(settings, "logs"))
+        exporter = _kyo_encoded(grpc_log_exporter_class, "logs", settings)
+        if exporter is not None:
+            return exporter
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+
+        return encoding_once(GrpcLogExporter)(**_otlp_kwargs(settings, "logs"))
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
     return OTLPLogExporter(**_otlp_kwargs(settings, "logs"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import SpanKind
 
 from kyo_otel import catalog, context, flask_spans
+from kyo_otel._sdk.flask_app import has_served_requests
 from kyo_otel.health import ActiveTenants, RedisHealth
 from kyo_otel.instruments import recorder
 
@@ -173,10 +173,9 @@ def _instrumented_by_contrib(app: Flask) -> bool:
     ``FlaskInstrumentor().instrument_app(app)``, or created after ``FlaskInstrumentor().instrument()``
     (whose Flask subclass marks the app only after ``Flask.__init__``, from where the kyo distro
     calls ``instrument_app``)."""
-    if getattr(app, "_is_instrumented_by_opentelemetry", False):
-        return True
-    contrib = sys.modules.get("opentelemetry.instrumentation.flask")
-    return contrib is not None and isinstance(app, getattr(contrib, "_InstrumentedFlask", ()))
+    from kyo_otel._sdk.contrib_flags import app_instrumented_by_contrib
+
+    return app_instrumented_by_contrib(app)
 
 
 def _install_health(app: Flask, path: str, health: RedisHealth | None) -> None:
@@ -275,11 +274,14 @@ def instrument_pending(telemetry: Telemetry) -> None:
     """
     for app, options in list(_pending.items()):
         _pending.pop(app, None)
-        if getattr(app, "_got_first_request", False):
+        if has_served_requests(app):
             _logger.warning(
                 "kyo_otel: Flask app %r served requests before kyo_otel.configure() and is not instrumented; "
                 "call configure() before the app's first request",
                 app.name,
             )
             continue
-        instrument_app(app, telemetry, **options)
+        try:
+            instrument_app(app, telemetry, **options)
+        except AssertionError as error:  # Flask's own check: the app took its first request meanwhile
+            _logger.warning("kyo_otel: Flask app %r is not instrumented: %s", app.name, error)

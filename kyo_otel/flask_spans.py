@@ -35,6 +35,8 @@ from opentelemetry.util.http import (
     detect_synthetic_user_agent,
 )
 
+from kyo_otel._sdk.contrib_flags import mark_app
+from kyo_otel._sdk.propagators import composite_parts
 from kyo_otel.catalog import HTTP_METHODS
 from kyo_otel.errors import ConfigError
 from kyo_otel.runtime_context import attach, current_context, current_span, detach, with_span
@@ -101,7 +103,7 @@ def _headers_read(textmap: Any) -> tuple[str, ...] | None:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     known = (TraceContextTextMapPropagator, W3CBaggagePropagator, AwsXRayPropagator)
-    parts = getattr(textmap, "_propagators", None) if type(textmap) is CompositePropagator else [textmap]
+    parts = composite_parts(textmap) if type(textmap) is CompositePropagator else [textmap]
     if not isinstance(parts, list) or not all(type(part) in known for part in parts):
         return None
     return tuple(environ_key(field) for part in parts for field in part.fields)
@@ -483,7 +485,7 @@ def instrument(
     got_request_exception.connect(_record_exception, app, weak=False)
     setattr(app, _ORIGINAL, (wsgi_app, request_context))
     app.wsgi_app = traced_wsgi_app  # type: ignore[method-assign]
-    app._is_instrumented_by_opentelemetry = True  # type: ignore[attr-defined]
+    mark_app(app, True)  # as contrib marks the apps it instruments
 
 
 def uninstrument(app: Flask) -> bool:
@@ -498,7 +500,7 @@ def uninstrument(app: Flask) -> bool:
     app.wsgi_app = wsgi_app if request_context is None else _in_context(wsgi_app, request_context)  # type: ignore[method-assign]
     delattr(app, _ORIGINAL)
     got_request_exception.disconnect(_record_exception, app)
-    app._is_instrumented_by_opentelemetry = False  # type: ignore[attr-defined]
+    mark_app(app, False)
     return True
 
 

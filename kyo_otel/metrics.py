@@ -6,7 +6,6 @@ points the collector will really receive (``kyo_otel.testing`` sums deltas acros
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any, Protocol
 
@@ -15,6 +14,7 @@ from opentelemetry.sdk.metrics.export import (
     InMemoryMetricReader,
     Metric,
     MetricExporter,
+    MetricExportResult,
     MetricReader,
     MetricsData,
     PeriodicExportingMetricReader,
@@ -40,35 +40,34 @@ class MetricSource(Protocol):
 
 
 class WithProcessMetrics(MetricReader):
-    """A reader whose every collection also carries the metrics of its sources (``add_source``).
+    """A reader whose every collection also carries the metrics of its sources (``add_source``),
+    every point's attributes scrubbed (``kyo_otel.scrub.scrubbed_points``).
 
-    SDK 1.45 has no ``MetricProducer``. The MeterProvider hands each reader its collect
-    callback; wrapping that callback adds the sources' metrics to what the SDK collected, under
-    the same resource and scope, before the reader exports or keeps it. Every export path (the
-    OTLP and console exporters behind the periodic reader, the memory profile's reader) gets
-    them, even from a collection where the SDK itself had nothing.
+    SDK 1.45 has no ``MetricProducer``. With the fast path ``metric-collect-hook``
+    (``kyo_otel._sdk.collect_hook``) the reader wraps the collect callback the MeterProvider
+    hands it, so every export path (the OTLP and console exporters behind the periodic reader,
+    the memory profile's reader) gets them, even from a collection where the SDK itself had
+    nothing. With the path off, the same is done at the public edges: ``get_metrics_data`` of
+    the memory reader, the exporter behind the periodic reader (``ProcessMetricsExporter``).
     """
+
+    hooked = False
+    """Whether the collect callback is wrapped (set by the fast path's subclass)."""
 
     def __init__(self, *args: Any, scrubber: Scrubber | None = None, **kwargs: Any) -> None:
         self._sources: list[MetricSource] = []
-        self._provider: MeterProvider | None = None
+        self.resource: Resource = Resource.get_empty()
+        """The provider's resource, for metrics of a collection where the SDK had none (set by
+        ``build_meter_provider``, and again after a fork)."""
         self._scrubber = scrubber
-        """Scrubs every point's attributes at collection (``kyo_otel.scrub.scrubbed_points``)."""
         self._scrub_failures = _FailClosed("metrics")
         super().__init__(*args, **kwargs)
 
     def add_source(self, source: MetricSource) -> None:
         self._sources.append(source)
 
-    def _set_meter_provider(self, meter_provider: MeterProvider) -> None:
-        super()._set_meter_provider(meter_provider)
-        self._provider = meter_provider
-
-    def _set_collect_callback(self, func: Any) -> None:  # type: ignore[misc]
-        super()._set_collect_callback(None if func is None else functools.partial(self._collect_with_sources, func))
-
-    def _collect_with_sources(self, collect: Any, reader: MetricReader, timeout_millis: float = 10_000) -> MetricsData | None:
-        data = collect(reader, timeout_millis=timeout_millis)
+    def with_sources(self, data: MetricsData | None) -> MetricsData | None:
+        """``data`` with the sources' metrics added, scrubbed."""
         extra: list[tuple[InstrumentationScope, Metric]] = []
         for source in self._sources:
             try:
@@ -78,15 +77,32 @@ class WithProcessMetrics(MetricReader):
                 continue
             if metric is not None:
                 extra.append((source.scope, metric))
-        data = with_metrics(data, extra, self._resource()) if extra else data
+        data = with_metrics(data, extra, self.resource) if extra else data
         if self._scrubber is None or data is None:
             return data
         return scrubbed_points(data, self._scrubber, self._scrub_failures)
 
-    def _resource(self) -> Resource:
-        # Read at each collection: after a fork the provider's resource gets a new instance id.
-        config = getattr(self._provider, "_sdk_config", None)
-        return getattr(config, "resource", None) or Resource.get_empty()
+
+class ProcessMetricsExporter(MetricExporter):
+    """The periodic reader's exporter while ``metric-collect-hook`` is off: what it is given,
+    with the reader's sources added and scrubbed (``WithProcessMetrics.with_sources``)."""
+
+    def __init__(self, exporter: MetricExporter, reader: WithProcessMetrics | None = None) -> None:
+        super().__init__(preferred_temporality=DELTA_TEMPORALITY, preferred_aggregation=EXPONENTIAL_HISTOGRAMS)
+        self.exporter = exporter
+        self.reader = reader
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        data = self.reader.with_sources(metrics_data) if self.reader is not None else metrics_data
+        if data is None:
+            return MetricExportResult.SUCCESS
+        return self.exporter.export(data, timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.exporter.force_flush(timeout_millis=timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
 def with_metrics(data: MetricsData | None, extra: list[tuple[InstrumentationScope, Metric]], resource: Resource) -> MetricsData:
@@ -106,13 +122,19 @@ def with_metrics(data: MetricsData | None, extra: list[tuple[InstrumentationScop
 class MemoryReader(WithProcessMetrics, InMemoryMetricReader):
     """The memory profile's reader (``get_metrics_data``), with the process's metrics."""
 
+    def get_metrics_data(self) -> MetricsData | None:
+        data = super().get_metrics_data()
+        return data if self.hooked else self.with_sources(data)
+
 
 class PeriodicReader(WithProcessMetrics, PeriodicExportingMetricReader):
     """The OTLP and console profiles' reader, with the process's metrics."""
 
 
 def memory_reader(scrubber: Scrubber | None = None) -> MemoryReader:
-    return MemoryReader(
+    from kyo_otel._sdk.collect_hook import hooked
+
+    return hooked(MemoryReader)(
         preferred_temporality=DELTA_TEMPORALITY,
         preferred_aggregation=EXPONENTIAL_HISTOGRAMS,
         scrubber=scrubber,
@@ -120,15 +142,24 @@ def memory_reader(scrubber: Scrubber | None = None) -> MemoryReader:
 
 
 def periodic_reader(settings: Settings, exporter: MetricExporter, scrubber: Scrubber | None = None) -> PeriodicReader:
-    return PeriodicReader(
-        exporter,
+    from kyo_otel._sdk.collect_hook import hooked
+
+    cls = hooked(PeriodicReader)
+    wrapper = None if cls.hooked else ProcessMetricsExporter(exporter)
+    reader = cls(
+        wrapper or exporter,
         export_interval_millis=settings.metric_export_interval,
         export_timeout_millis=settings.otlp_timeout * 1000,
         scrubber=scrubber,
     )
+    if wrapper is not None:
+        wrapper.reader = reader
+    return reader
 
 
 def build_meter_provider(resource: Resource, reader: MetricReader) -> MeterProvider:
+    if isinstance(reader, WithProcessMetrics):
+        reader.resource = resource
     # Exemplars are off: awsemf drops them, and the reservoir costs time on every measurement.
     return MeterProvider(
         resource=resource,

@@ -33,7 +33,7 @@ import redis.asyncio.client
 import redis.client
 import redis.cluster
 from opentelemetry import trace as trace_api
-from opentelemetry.instrumentation._semconv import (
+from kyo_otel._sdk.semconv import (  # contrib's helpers (fast path contrib-semconv)
     _get_schema_url_for_signal_types,
     _get_semconv_opt_in_modes,
     _OpenTelemetryStabilitySignalType,
@@ -49,6 +49,8 @@ from opentelemetry.semconv.attributes.network_attributes import NetworkTransport
 from opentelemetry.semconv.trace import DbSystemValues, NetTransportValues
 from opentelemetry.trace import SpanKind, TracerProvider
 
+from kyo_otel._sdk.contrib_flags import redis_instrumented_by_contrib
+from kyo_otel._sdk.redis_pipelines import queued as _queued
 from kyo_otel.runtime_context import attach, detach, instrumentation_enabled, with_span
 from kyo_otel.spans import LeanTracer, end_quietly, record_error
 from kyo_otel.version import __version__
@@ -64,6 +66,7 @@ class _State:
     """What the wrappers read on every call; ``tracer`` is None when uninstalled."""
 
     tracer: LeanTracer | None = None
+    instrumented_by_contrib: Callable[[], bool] = staticmethod(lambda: False)  # type: ignore[assignment]
     statement_keys: tuple[str, ...] = ("db.statement",)
     modes: dict[Any, Any] = {}
     generation = 0  # bumped at each install: connection attributes cached before are recomputed
@@ -92,6 +95,7 @@ def install(tracer_provider: TracerProvider | None = None) -> bool:
         _pipelines.clear()
         _state.modes = modes
         _state.generation += 1
+        _state.instrumented_by_contrib = redis_instrumented_by_contrib(_contrib)
         _state.tracer = LeanTracer(
             trace_api.get_tracer(__name__, __version__, tracer_provider, schema_url=_get_schema_url_for_signal_types(list(_SIGNALS)))
         )
@@ -242,15 +246,6 @@ def _command_span(instance: Any, args: tuple[Any, ...]) -> tuple[str, dict[str, 
     return name, attributes
 
 
-def _queued(instance: Any) -> Any:
-    """The pipeline's queued commands: ``command_stack``, or a cluster pipeline's queue."""
-    strategy = getattr(instance, "_execution_strategy", None)  # redis-py 6+ cluster pipelines
-    if strategy is not None:
-        queue = getattr(strategy, "command_queue", None)
-        return queue if queue is not None else strategy._command_queue
-    return instance.command_stack
-
-
 def _pipeline_span(instance: Any, _: Any) -> tuple[str, dict[str, Any]]:
     """``execute``'s own arguments (``raise_on_error``) say nothing: the queued commands do."""
     try:
@@ -297,7 +292,7 @@ class _ClientSpan:
     def __init__(self, describe: _Describe, instance: Any, args: Any) -> None:
         self._span: Any = None
         tracer = _state.tracer  # read once: uninstall() may run on another thread
-        if tracer is None or _contrib._is_instrumented_by_opentelemetry or not instrumentation_enabled():
+        if tracer is None or _state.instrumented_by_contrib() or not instrumentation_enabled():
             return
         try:
             name, attributes = describe(instance, args)

@@ -5,7 +5,7 @@ runtime context's ``get_current`` before it reads the context variable, and chec
 against an abstract base class; ``attach``, ``detach`` and ``set_span_in_context`` are two or
 three calls each too. A request with three spans and two log records makes about thirty such
 calls. With the API's default runtime context (``contextvars``), the functions here read and
-set its variable directly: same values, same tokens, the same log line on a failed detach.
+set its variable directly (fast path ``runtime-context``, ``kyo_otel._sdk.runtime_context``): same values, same tokens, the same log line on a failed detach.
 With another runtime context (``OTEL_PYTHON_CONTEXT``) they are the API's own functions.
 """
 
@@ -17,19 +17,14 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context.context import Context
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled as _api_is_instrumentation_enabled
 from opentelemetry.trace import INVALID_SPAN, Span, SpanContext, TraceFlags
 
-try:
-    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-    from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY_PLAIN
-    from opentelemetry.trace.propagation import _SPAN_KEY
+from kyo_otel._sdk.runtime_context import FAST
 
-    _runtime = context_api._RUNTIME_CONTEXT  # noqa: SLF001
-    _variable = _runtime._current_context if type(_runtime) is ContextVarsRuntimeContext else None  # noqa: SLF001
-except (ImportError, AttributeError):  # another API layout
-    _variable = None
+_variable = None
+if FAST is not None:
+    _variable, _SPAN_KEY, _SUPPRESS_INSTRUMENTATION_KEY, _SUPPRESS_INSTRUMENTATION_KEY_PLAIN = FAST
 
 _span_types: set[type] = set()
 """Types found to be ``Span`` (the API's ``isinstance`` check against its abstract class is a

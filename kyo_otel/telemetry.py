@@ -30,7 +30,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from kyo_otel import _sdk as fast_paths
 from kyo_otel import catalog, console, drops, exporters, instruments, logs, metrics, traces
+from kyo_otel._sdk.providers import set_global, update_resource
 from kyo_otel.config import Settings, resolve_settings
 from kyo_otel.health import ActiveTenants
 from kyo_otel.resource import build_resource
@@ -68,6 +70,8 @@ class Telemetry:
         self._active_tenants: ActiveTenants | None = None
         self._levels_lock = threading.Lock()
         self.console: console.ConsoleSink | None = None  # console spans and logs both: printed together
+        self.fast_paths: dict[str, bool] = {}
+        """Each fast path (``kyo_otel._sdk``) and whether its probe passed at this configuration."""
         self._is_shut_down = False
 
     @property
@@ -222,6 +226,8 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
     # Stable HTTP semantic conventions (http.request.method, url.path, http.response.status_code)
     # rather than the instrumentations' legacy default; an explicit user choice is kept.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    # Each fast path's probe (kyo_otel._sdk): one that fails is off, with a warning.
+    fast_paths.probe_all()
 
     if {settings.exporter("traces"), settings.exporter("logs")} & {"otlp", "console"}:
         drops.install()  # batch processors: count what a full queue drops
@@ -234,7 +240,7 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
         if handle.scrubber is not None:
             exporter = scrubbing(exporter, handle.scrubber, ScrubbingSpanExporter)
         handle.tracer_provider = traces.build_tracer_provider(settings, resource, exporter)
-        _set_global(trace_api, "_TRACER_PROVIDER", handle.tracer_provider, trace_api.set_tracer_provider)
+        set_global("traces", handle.tracer_provider, trace_api.set_tracer_provider)
         handle.redis_spans = _instrument_redis(settings, handle.tracer_provider)
 
     kind = settings.exporter("metrics")
@@ -243,7 +249,7 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
         handle.metric_reader = reader
         handle.memory.metrics = reader if isinstance(reader, InMemoryMetricReader) else None
         handle.meter_provider = metrics.build_meter_provider(resource, reader)
-        _set_global(metrics_api._internal, "_METER_PROVIDER", handle.meter_provider, metrics_api.set_meter_provider)
+        set_global("metrics", handle.meter_provider, metrics_api.set_meter_provider)
         handle.recorder = instruments.Recorder(
             handle.meter_provider.get_meter(catalog.SCOPE),
             settings.tenant_cardinality_cap,
@@ -260,14 +266,13 @@ def _build(settings: Settings, scrubber: Scrubber | None = None) -> Telemetry:
         if handle.scrubber is not None:
             exporter = scrubbing(exporter, handle.scrubber, ScrubbingLogExporter)
         handle.logger_provider = logs.build_logger_provider(settings, resource, exporter)
-        from opentelemetry import _logs as logs_api
-
-        _set_global(logs_api._internal, "_LOGGER_PROVIDER", handle.logger_provider, set_logger_provider)
+        set_global("logs", handle.logger_provider, set_logger_provider)
         if handle.console is not None:
             handle.console.flush_logs = handle.logger_provider.force_flush
         handle.log_handler = logs.attach_handler(
             handle.logger_provider, settings.log_level, scrub=handle.scrubber.scrub_text if handle.scrubber is not None else None
         )
+    handle.fast_paths = {path.name: path.on for path in fast_paths.FAST_PATHS.values()}  # as built (an exporter may have turned one off)
     return handle
 
 
@@ -301,21 +306,6 @@ def _uninstrument_redis(installed: str | None) -> None:
         instrumentor = RedisInstrumentor()
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
-
-
-def _set_global(module: Any, attribute: str, provider: Any, setter: Callable[[Any], None]) -> None:
-    """Install ``provider`` as the API's global one.
-
-    The API refuses a second ``set_*_provider`` call. After ``shutdown()`` kyo_otel replaces its
-    own earlier provider, so a worker process can configure afresh; a provider installed by
-    someone else is left alone (with the API's own warning).
-    """
-    existing = getattr(module, attribute, None)
-    if existing is not None and getattr(existing, "_kyo_otel", False):
-        setattr(module, attribute, provider)
-    else:
-        setter(provider)
-    provider._kyo_otel = True
 
 
 _lock = threading.RLock()
@@ -400,8 +390,11 @@ def after_fork() -> None:
     handle.pid = os.getpid()
     identity = Resource({"service.instance.id": str(uuid.uuid4()), "process.pid": handle.pid})
     handle.resource = handle.resource.merge(identity)
-    for provider in handle.providers:
-        provider._update_resource(identity)
+    updated = [update_resource(provider, identity) for provider in handle.providers]
+    if handle.metric_reader is not None and hasattr(handle.metric_reader, "resource"):
+        handle.metric_reader.resource = handle.metric_reader.resource.merge(identity)
+    if not all(updated):
+        _logger.warning("kyo_otel: this forked process keeps its parent's service.instance.id (fast path global-providers is off)")
 
 
 class _ForkMarker:

@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from kyo_otel.config import Settings
-from kyo_otel.spans import GuardedSpanProcessors
+from kyo_otel import drops
+from kyo_otel._sdk.span_processors import multi_span_processor
 
 
 def build_sampler(settings: Settings) -> Sampler:
@@ -51,8 +52,10 @@ def span_processor(settings: Settings, exporter: SpanExporter) -> SpanProcessor:
     """Batch export off the request thread; tests (memory) see spans as soon as they end."""
     if isinstance(exporter, InMemorySpanExporter) or getattr(exporter, "synchronous", False):
         return SimpleSpanProcessor(exporter)
-    return BatchSpanProcessor(
+    return drops.counted_processor(
+        BatchSpanProcessor,
         exporter,
+        "traces",
         max_queue_size=settings.span_queue_size,
         schedule_delay_millis=settings.batch_delay,
         max_export_batch_size=min(settings.span_export_batch_size, settings.span_queue_size),
@@ -61,7 +64,7 @@ def span_processor(settings: Settings, exporter: SpanExporter) -> SpanProcessor:
 
 
 def build_tracer_provider(settings: Settings, resource: Resource, exporter: SpanExporter, **kwargs: Any) -> TracerProvider:
-    kwargs.setdefault("active_span_processor", GuardedSpanProcessors())
+    kwargs.setdefault("active_span_processor", multi_span_processor())
     provider = TracerProvider(resource=resource, sampler=build_sampler(settings), shutdown_on_exit=False, **kwargs)
     provider.add_span_processor(span_processor(settings, exporter))
     return provider

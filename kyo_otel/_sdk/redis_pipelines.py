@@ -1,0 +1,50 @@
+"""Fast path ``redis-cluster-pipeline-queue``: the commands a redis-py cluster pipeline queued,
+read from its private ``_execution_strategy`` (redis-py 6+), to name its span and statement.
+
+Off: the pipeline's public ``command_stack`` (empty on redis-py 6+ cluster pipelines: their
+spans are then named ``redis`` with an empty statement; commands still run, spans still made).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kyo_otel._sdk import fast_path, is_on
+
+
+def queued(instance: Any) -> Any:
+    """The pipeline's queued commands: ``command_stack``, or a cluster pipeline's queue."""
+    return _queued(instance) if is_on("redis-cluster-pipeline-queue") else instance.command_stack
+
+
+def _queued(instance: Any) -> Any:
+    strategy = getattr(instance, "_execution_strategy", None)
+    if strategy is not None:
+        queue = getattr(strategy, "command_queue", None)
+        return queue if queue is not None else strategy._command_queue  # noqa: SLF001
+    return instance.command_stack
+
+
+@fast_path(
+    "redis-cluster-pipeline-queue",
+    replaces="(no public equivalent) the queued commands of a redis-py 6+ cluster pipeline",
+    fallback="the pipeline's public command_stack",
+)
+def probe() -> None:
+    import redis.client
+    import redis.cluster
+
+    pipeline = redis.Redis().pipeline()  # no connection until it executes
+    pipeline.command_stack.append((("SET", "k", "v"), {}))
+    if list(_queued(pipeline)) != [(("SET", "k", "v"), {})]:
+        raise RuntimeError("a redis-py pipeline's command_stack does not hold its queued commands")
+    try:  # redis-py 6+ keeps a cluster pipeline's commands in its execution strategy
+        cluster_pipeline = redis.cluster.ClusterPipeline(nodes_manager=None, commands_parser=None)
+    except TypeError:  # an older redis-py: command_stack, which the fallback reads
+        return
+    cluster_pipeline.set("k", "v")  # queued, not sent
+    commands = [getattr(command, "args", None) for command in _queued(cluster_pipeline)]
+    if commands != [("SET", "k", "v")]:
+        raise RuntimeError(f"a redis-py cluster pipeline's queued commands read {commands!r}")
+    if getattr(cluster_pipeline, "_execution_strategy", None) is None:
+        raise AttributeError("a redis-py cluster pipeline has no _execution_strategy")
