@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -195,7 +198,7 @@ def render_production_config() -> dict[str, Any]:
         },
         "processors": {
             "memory_limiter": {"check_interval": "1s", "limit_mib": 200, "spike_limit_mib": 50},
-            "resourcedetection": {
+            "resource_detection": {
                 "detectors": ["env", "ecs", "ec2"],
                 "timeout": "2s",
                 "override": False,
@@ -249,22 +252,22 @@ def render_production_config() -> dict[str, Any]:
             "pipelines": {
                 "traces": {
                     "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "resourcedetection", "batch/traces"],
+                    "processors": ["memory_limiter", "resource_detection", "batch/traces"],
                     "exporters": ["awsxray"],
                 },
                 "metrics": {
                     "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "filter/catalog_metrics", "resourcedetection", "batch/metrics"],
+                    "processors": ["memory_limiter", "filter/catalog_metrics", "resource_detection", "batch/metrics"],
                     "exporters": ["awsemf"],
                 },
                 "logs/application": {
                     "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "filter/application_logs", "resourcedetection", "batch/logs"],
+                    "processors": ["memory_limiter", "filter/application_logs", "resource_detection", "batch/logs"],
                     "exporters": ["awscloudwatchlogs/application"],
                 },
                 "logs/audit": {
                     "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "filter/audit_logs", "resourcedetection", "batch/logs"],
+                    "processors": ["memory_limiter", "filter/audit_logs", "resource_detection", "batch/logs"],
                     "exporters": ["awscloudwatchlogs/audit"],
                 },
             },
@@ -282,7 +285,7 @@ _COMMENTS = {
     "extensions": "The container health check (ADOT's /healthcheck binary) asks this endpoint.",
     "receivers": "OTLP from the app in the same task (shared network namespace): localhost only.",
     "processors/memory_limiter": "First in every pipeline: refuses data before the sidecar (256 MiB) runs out.",
-    "processors/resourcedetection": (
+    "processors/resource_detection": (
         "Adds ECS/EC2 facts (task, cluster, region) without overriding the app's own resource attributes.\n"
         "aws.log.* from the task's awslogs driver are off: they would beat awsxray's aws_log_groups."
     ),
@@ -1248,6 +1251,52 @@ def _check_traces(config: Mapping[str, Any]) -> list[Problem]:
                 )
             )
     return problems
+
+
+# --- the real collector -----------------------------------------------------------------
+
+BUILT_COLLECTOR = Path(".collector") / "otelcol-kyo"
+"""Where ``make collector`` puts the collector it builds from ``collector/builder-config.yaml``
+(relative to the repository root): the components both configs use, at ADOT v0.49's release."""
+COLLECTOR_COMMANDS = ("otelcol-kyo", "otelcol-contrib")
+
+
+def find_collector(root: str | Path | None = None) -> Path | None:
+    """The collector binary to validate configs with: ``make collector``'s build under ``root``
+    (default: the working directory), else ``otelcol-kyo`` or ``otelcol-contrib`` on PATH."""
+    built = Path(root or ".") / BUILT_COLLECTOR
+    if built.is_file() and os.access(built, os.X_OK):
+        return built
+    for command in COLLECTOR_COMMANDS:
+        found = shutil.which(command)
+        if found:
+            return Path(found)
+    return None
+
+
+def collector_validate(binary: str | Path, path: str | Path, timeout: float = 60.0) -> list[Problem]:
+    """``<binary> validate --config <path>``: [] when the collector accepts the file and warns of
+    nothing; else a Problem with what it said (an error, or a warning such as a deprecated name).
+
+    Validation builds every component, and the AWS exporters look up their region as they are
+    built: from the environment (an ECS task has AWS_REGION), else from instance metadata. So it
+    runs with instance metadata off, and with a region when the environment has none.
+    """
+    env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
+    if not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
+        env["AWS_REGION"] = "us-east-1"
+    try:
+        result = subprocess.run([str(binary), "validate", f"--config={path}"], capture_output=True, text=True,
+                                timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return [Problem(str(path), f"{binary} could not run ({error})", "rebuild it with `make collector`")]
+    said = (result.stderr + result.stdout).strip()
+    name = Path(binary).name
+    if result.returncode != 0:
+        return [Problem(str(path), f"{name} validate refuses it: {said}", "change what the collector names")]
+    warnings = [line for line in said.splitlines() if "warn" in line.lower() or "deprecated" in line.lower()]
+    return [Problem(str(path), f"{name} validate warns: {line.strip()}", "change what the collector names")
+            for line in warnings]
 
 
 # --- command line ------------------------------------------------------------------------

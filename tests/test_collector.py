@@ -8,10 +8,12 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 import kyo_otel
 from kyo_otel import catalog, collector, ottl
@@ -132,7 +134,7 @@ def test_production_config_uses_only_what_adot_ships_and_routes_audit_without_co
         APPLICATION_LOG_GROUP: ["logs/application"],
         AUDIT_LOG_GROUP: ["logs/audit"],
     }
-    resource_detection = config["processors"]["resourcedetection"]
+    resource_detection = config["processors"]["resource_detection"]
     assert resource_detection["override"] is False
     assert set(resource_detection["detectors"]) == {"env", "ecs", "ec2"}
 
@@ -233,7 +235,7 @@ def test_nested_keys_are_checked_too(config):
     config["exporters"]["awsemf"]["metric_declarations"][0]["metric_name_selector"] = ["^x$"]
     config["receivers"]["otlp"]["protocols"]["grpc"]["endpiont"] = "localhost:4317"
     config["exporters"]["awscloudwatchlogs/audit"]["retry_on_failure"]["max_elapsed"] = "5m"
-    config["processors"]["resourcedetection"]["ecs"]["resource_attributes"]["aws.log.group.names"]["enable"] = False
+    config["processors"]["resource_detection"]["ecs"]["resource_attributes"]["aws.log.group.names"]["enable"] = False
     assert problems_about(config, "metric_declarations[].metric_name_selector", "not a key")
     assert problems_about(config, "protocols.grpc.endpiont", "not a key")
     assert problems_about(config, "retry_on_failure.max_elapsed", "not a key")
@@ -271,8 +273,8 @@ def test_debug_exporter_public_receiver_and_overriding_detection_are_refused(con
     config["exporters"]["debug"] = {"verbosity": "detailed"}
     config["service"]["pipelines"]["logs/audit"]["exporters"].append("debug")
     config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] = "0.0.0.0:4318"
-    config["processors"]["resourcedetection"]["override"] = True
-    config["processors"]["resourcedetection"]["ecs"]["resource_attributes"]["aws.log.group.names"]["enabled"] = True
+    config["processors"]["resource_detection"]["override"] = True
+    config["processors"]["resource_detection"]["ecs"]["resource_attributes"]["aws.log.group.names"]["enabled"] = True
     assert problems_about(config, "exporters.debug", "debug exporter in production")
     assert problems_about(config, "'0.0.0.0:4318' listens beyond this task")
     assert problems_about(config, "override is true")
@@ -473,3 +475,70 @@ def test_what_the_app_exports_over_otlp_is_what_the_config_expects(redis_client)
     emitted = emitted_dimension_sets(config)
     for spec in catalog.METRICS:
         assert seen[spec.name] == expected_sets(spec) == emitted[spec.name], spec.name
+
+
+# --- the built collector (make collector) ---------------------------------------------------
+
+
+def written(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "otel-collector.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("path", [PRODUCTION, LOCAL], ids=["production", "local"])
+def test_the_built_collector_accepts_both_configs_without_a_warning(otelcol, path):
+    assert collector.collector_validate(otelcol, path) == []
+
+
+def test_the_built_collector_is_the_release_adot_v0_49_vendors(otelcol):
+    result = subprocess.run([str(otelcol), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split()[-1] == "0.156.0", result.stdout
+    components = yaml.safe_load(subprocess.run([str(otelcol), "components"], capture_output=True, text=True,
+                                               timeout=60).stdout)
+    built = {kind: {c["name"]: c["module"].split()[-1] for c in components[kind]}
+             for kind in ("receivers", "processors", "exporters", "extensions")}
+    assert built == {  # exactly what the two configs use, every one at v0.156.0
+        "receivers": {"otlp": "v0.156.0"},
+        "processors": {"memory_limiter": "v0.156.0", "batch": "v0.156.0", "resource_detection": "v0.156.0",
+                       "filter": "v0.156.0"},
+        "exporters": {"awsxray": "v0.156.0", "awsemf": "v0.156.0", "awscloudwatchlogs": "v0.156.0",
+                      "debug": "v0.156.0", "otlp_grpc": "v0.156.0"},
+        "extensions": {"health_check": "v0.156.0"},
+    }
+    used = {kind: {c.split("/")[0] for path in (PRODUCTION, LOCAL) for c in load_config(path).get(kind, {})}
+            for kind in built}
+    assert used == {kind: set(names) for kind, names in built.items()}
+
+
+def test_the_local_config_starts_without_a_deprecation_warning(otelcol):
+    """Deprecated component names are only reported as the collector starts (the production
+    config's start is checked by tests/e2e); started in a loopback-only network namespace."""
+    command = ["unshare", "--net", "--", "sh", "-c",
+               f"ip link set lo up && exec timeout -s INT 3 {otelcol} --config={LOCAL}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert "Everything is ready" in result.stderr, result.stderr[-3000:]
+    assert "deprecated" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        # awsemf and awsxray build their exporters without queue, retry or timeout helpers
+        (lambda c: c["exporters"]["awsemf"].update(sending_queue={"enabled": True}), "sending_queue"),
+        (lambda c: c["exporters"]["awsemf"].update(namespaces="Kyo/OTP"), "namespaces"),
+        (lambda c: c["receivers"]["otlp"]["protocols"]["grpc"].update(endpiont="localhost:4317"), "endpiont"),
+        (lambda c: c["exporters"]["awscloudwatchlogs/audit"]["retry_on_failure"].update(max_elapsed="5m"), "max_elapsed"),
+        (lambda c: c["processors"]["memory_limiter"].pop("check_interval"), "check_interval"),
+        # ADOT v0.49 ships no transform processor, and neither does the built collector
+        (lambda c: (c["processors"].update(transform={"log_statements": []}),
+                    c["service"]["pipelines"]["traces"]["processors"].insert(1, "transform")), "transform"),
+        (lambda c: c["service"]["pipelines"]["traces"]["processors"].append("batch/undefined"), "batch/undefined"),
+    ],
+    ids=["awsemf-queue", "unknown-key", "nested-key", "retry-key", "memory-limiter", "transform", "undefined"],
+)
+def test_the_built_collector_refuses_what_adot_would_refuse(otelcol, tmp_path, config, change, said):
+    change(config)
+    problems = collector.collector_validate(otelcol, written(tmp_path, config))
+    assert len(problems) == 1 and said in problems[0].what, problems
+
