@@ -24,8 +24,8 @@ redis-server:
 
 # The collector the tests run and `make collector-run` starts: the OpenTelemetry Collector Builder
 # v0.156.0 builds collector/builder-config.yaml (the components the two configs use, at ADOT v0.49's
-# release) into .collector/. Modules come only through the Go module proxy; Go's module and build
-# caches make a rebuild after `make clean` take seconds. Needs Go >= 1.25 (GO=/path/to/go).
+# release) into .collector/ (git-ignored). Modules come only through the Go module proxy; with Go's
+# module and build caches warm a rebuild takes seconds. Needs Go >= 1.25 (GO=/path/to/go).
 GO          ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 GOPROXY     ?= https://proxy.golang.org
 OCB_VERSION := v0.156.0

@@ -207,7 +207,8 @@ def run(out: Path) -> None:
     started = time.time()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     moto.start()
-    endpoint = f"http://127.0.0.1:{moto._port}"
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
     logs, xray = client("logs", endpoint), client("xray", endpoint)
     config = load_config(CONFIG)
     groups = {body["log_group_name"] for name, body in config["exporters"].items() if "log_group_name" in body}

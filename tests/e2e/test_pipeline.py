@@ -13,7 +13,7 @@ import pytest
 
 from kyo_otel import catalog
 from kyo_otel.audit import AUDIT_ATTRIBUTE, AUDIT_VALUE
-from kyo_otel.aws_names import APPLICATION_LOG_GROUP, AUDIT_LOG_GROUP, METRICS_LOG_GROUP
+from kyo_otel.aws_names import APPLICATION_LOG_GROUP, METRICS_LOG_GROUP
 from kyo_otel.collector import INDEXED_SPAN_ATTRIBUTES
 from sample_app.app import RATE_LIMITED_RESOURCE
 from tests.e2e.gateway import GATEWAY_DOWN
