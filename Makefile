@@ -34,10 +34,33 @@ redis-server:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
 	  $$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; }
 
+# The collector the tests run and `make collector-run` starts: the OpenTelemetry Collector Builder
+# v0.156.0 builds collector/builder-config.yaml (the components the two configs use, at ADOT v0.49's
+# release) into .collector/ (git-ignored). Modules come only through the Go module proxy; with Go's
+# module and build caches warm a rebuild takes seconds. Needs Go >= 1.25 (GO=/path/to/go).
+GO          ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GOPROXY     ?= https://proxy.golang.org
+OCB_VERSION := v0.156.0
+COLLECTOR   := .collector/otelcol-kyo
+
+.PHONY: collector collector-run
+
+$(COLLECTOR): collector/builder-config.yaml
+	@test -x "$$(command -v $(GO))" || { echo "make collector needs Go >= 1.25 (https://go.dev/dl/); none at $(GO)"; exit 1; }
+	GOPROXY=$(GOPROXY) GOFLAGS=-mod=mod $(GO) run go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION) \
+	  --config collector/builder-config.yaml
+	touch $@
+
+collector: $(COLLECTOR)
+
+# The local config (debug exporter, traces to an OTLP backend on :14317) for development.
+collector-run: $(COLLECTOR)
+	$(COLLECTOR) --config collector/otel-collector.local.yaml
+
 run: $(RUN_STAMP)
 	$(BIN)/python -m sample_app
 
-test: $(STAMP) redis-server
+test: $(STAMP) redis-server $(COLLECTOR)
 	$(BIN)/python -m pytest
 
 demo: $(RUN_STAMP)

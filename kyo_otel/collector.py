@@ -1,11 +1,16 @@
-"""The ADOT collector configuration: generated from the metric catalog, checked without a collector.
+"""The ADOT collector configuration: generated from the metric catalog, checked by a real collector.
 
-No collector binary runs on our machines, so ``collector/otel-collector.yaml`` has to be right by
-construction. Its metric parts (the filter's allow-list, ``metric_declarations``,
+``collector/otel-collector.yaml``'s metric parts (the filter's allow-list, ``metric_declarations``,
 ``metric_descriptors``) are rendered from ``kyo_otel.catalog``; the rest is written here once, with
-the reason for each choice next to it. ``validate()`` checks any config file statically against
-what ADOT v0.49 ships and accepts (``adot_components.json``, read from its source) and against the
-catalog, and says how to fix each problem; ``kyo-otel doctor`` calls it.
+the reason for each choice next to it. Two kinds of check, and each says how to fix what it finds:
+
+- ``collector_validate()`` runs ``otelcol validate`` of the collector ``make collector`` builds
+  (ADOT v0.49's components and release): component names, keys, required settings, pipelines.
+- ``validate()`` checks what no collector can know: the catalog against the metric filter,
+  ``metric_declarations`` and ``metric_descriptors``, and no personal data out of the process
+  (no debug exporter in production, OTLP receivers on localhost only).
+
+``check()`` runs both (the first when a binary is there); ``kyo-otel doctor`` calls it.
 
     python -m kyo_otel.collector render > collector/otel-collector.yaml
     python -m kyo_otel.collector check collector/otel-collector.yaml
@@ -13,21 +18,19 @@ catalog, and says how to fix each problem; ``kyo-otel doctor`` calls it.
 
 from __future__ import annotations
 
-import fnmatch
-import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from kyo_otel import catalog
 from kyo_otel.audit import AUDIT_ATTRIBUTE, AUDIT_VALUE
 from kyo_otel.aws_names import APPLICATION_LOG_GROUP, AUDIT_LOG_GROUP, METRICS_LOG_GROUP
-from kyo_otel.config import SIGNALS
-from kyo_otel.ottl import LogView, UnsupportedCondition, condition_matches
 
 LOG_STREAM = "{TaskId}"
 """One stream per ECS task; awsemf and awscloudwatchlogs fill the placeholder from aws.ecs.task.id."""
@@ -80,80 +83,7 @@ CLOUDWATCH_UNITS = frozenset(
 )
 """CloudWatch StandardUnit values; awsemf drops a metric_descriptor with any other unit."""
 
-COMPONENT_KINDS = ("receivers", "processors", "exporters", "extensions")
-KINDS = (*COMPONENT_KINDS, "connectors")
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-# Where each exporter can be used at all.
-_EXPORTER_SIGNALS = {"awsemf": {"metrics"}, "awsxray": {"traces"}, "awscloudwatchlogs": {"logs"}}
-
-# The keys of a filter processor that filter each signal.
-_FILTER_SECTIONS = {
-    "traces": ("traces", "spans", "trace_conditions"),
-    "metrics": ("metrics", "metric_conditions"),
-    "logs": ("logs", "log_conditions"),
-}
-
-# Keys adot_components.json does not list, read from the same vendored sources (contrib/core v0.156).
-_EXTRA_NESTED: dict[str, dict[str, list[str]]] = {
-    # internal/filter/filterconfig/config.go MetricMatchProperties
-    "filter": {
-        "metrics.include|exclude": ["match_type", "regexp", "metric_names", "expressions", "resource_attributes"]
-    },
-    # resourcedetection internal/*/internal/metadata generated ResourceAttributeConfig
-    "resourcedetection": {"ecs.resource_attributes.*": ["enabled"], "ec2.resource_attributes.*": ["enabled"]},
-}
-# Stock-collector components used by the local config (not needed by the production one).
-_STOCK_COMPONENTS: dict[str, dict[str, Any]] = {
-    # go.opentelemetry.io/collector/exporter/debugexporter/config.go
-    "exporters/debug": {
-        "keys": ["verbosity", "sampling_initial", "sampling_thereafter", "use_internal_logger", "output"]
-    },
-    # exporter/otlpexporter/config.go: TimeoutConfig + QueueBatchConfig + BackOffConfig + configgrpc.ClientConfig
-    "exporters/otlp": {
-        "keys": [
-            "timeout",
-            "sending_queue",
-            "retry_on_failure",
-            "endpoint",
-            "compression",
-            "tls",
-            "keepalive",
-            "balancer_name",
-            "authority",
-            "read_buffer_size",
-            "write_buffer_size",
-            "wait_for_ready",
-            "headers",
-            "auth",
-            "middlewares",
-        ],
-        "required": ["endpoint"],
-        "nested": {
-            "tls": {
-                "keys": [
-                    "insecure",
-                    "insecure_skip_verify",
-                    "ca_file",
-                    "cert_file",
-                    "key_file",
-                    "server_name_override",
-                    "min_version",
-                    "max_version",
-                ]
-            }
-        },
-    },
-}
-_TYPE_ALIASES = {
-    "resource_detection": "resourcedetection",
-    "otlp_grpc": "otlp",
-    "otlp_http": "otlphttp",
-    "metrics_transform": "metricstransform",
-    "k8s_attributes": "k8sattributes",
-    "file_log": "filelog",
-    "load_balancing": "loadbalancing",
-    "prometheus_remote_write": "prometheusremotewrite",
-}
 
 
 @dataclass(frozen=True)
@@ -195,7 +125,7 @@ def render_production_config() -> dict[str, Any]:
         },
         "processors": {
             "memory_limiter": {"check_interval": "1s", "limit_mib": 200, "spike_limit_mib": 50},
-            "resourcedetection": {
+            "resource_detection": {
                 "detectors": ["env", "ecs", "ec2"],
                 "timeout": "2s",
                 "override": False,
@@ -249,22 +179,22 @@ def render_production_config() -> dict[str, Any]:
             "pipelines": {
                 "traces": {
                     "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "resourcedetection", "batch/traces"],
+                    "processors": ["memory_limiter", "resource_detection", "batch/traces"],
                     "exporters": ["awsxray"],
                 },
                 "metrics": {
                     "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "filter/catalog_metrics", "resourcedetection", "batch/metrics"],
+                    "processors": ["memory_limiter", "filter/catalog_metrics", "resource_detection", "batch/metrics"],
                     "exporters": ["awsemf"],
                 },
                 "logs/application": {
                     "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "filter/application_logs", "resourcedetection", "batch/logs"],
+                    "processors": ["memory_limiter", "filter/application_logs", "resource_detection", "batch/logs"],
                     "exporters": ["awscloudwatchlogs/application"],
                 },
                 "logs/audit": {
                     "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "filter/audit_logs", "resourcedetection", "batch/logs"],
+                    "processors": ["memory_limiter", "filter/audit_logs", "resource_detection", "batch/logs"],
                     "exporters": ["awscloudwatchlogs/audit"],
                 },
             },
@@ -276,13 +206,14 @@ _HEADER = """\
 # ADOT collector (aws-otel-collector v0.49) sidecar config for the kyo OTP service.
 # GENERATED from kyo_otel/catalog.py by `python -m kyo_otel.collector render`; do not edit by hand
 # (tests/test_collector.py fails when this file and the render differ).
-# Checked statically by `python -m kyo_otel.collector check <file>` (kyo_otel.collector.validate).
+# Checked by `python -m kyo_otel.collector check <file>`: the built collector's `validate` (make collector)
+# and the catalog checks no collector can make (kyo_otel.collector.validate).
 """
 _COMMENTS = {
     "extensions": "The container health check (ADOT's /healthcheck binary) asks this endpoint.",
     "receivers": "OTLP from the app in the same task (shared network namespace): localhost only.",
     "processors/memory_limiter": "First in every pipeline: refuses data before the sidecar (256 MiB) runs out.",
-    "processors/resourcedetection": (
+    "processors/resource_detection": (
         "Adds ECS/EC2 facts (task, cluster, region) without overriding the app's own resource attributes.\n"
         "aws.log.* from the task's awslogs driver are off: they would beat awsxray's aws_log_groups."
     ),
@@ -348,16 +279,9 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-@cache
-def adot_components() -> dict[str, Any]:
-    """What ADOT v0.49 ships and which keys each component's Go Config accepts."""
-    return json.loads((Path(__file__).parent / "adot_components.json").read_text(encoding="utf-8"))
-
-
 def component_type(component_id: str) -> str:
-    """``awscloudwatchlogs/audit`` -> ``awscloudwatchlogs``; deprecated-type aliases normalised."""
-    base = component_id.split("/", 1)[0]
-    return _TYPE_ALIASES.get(base, base)
+    """``awscloudwatchlogs/audit`` -> ``awscloudwatchlogs``."""
+    return component_id.split("/", 1)[0]
 
 
 def _section(config: Mapping[str, Any], kind: str) -> dict[str, Any]:
@@ -501,25 +425,6 @@ def _safe_search(pattern: str, text: str) -> bool:
         return False
 
 
-def filter_keeps_log(processor: Mapping[str, Any], record: LogView) -> bool:
-    """Whether a filter processor's ``logs.log_record`` conditions let the record through."""
-    logs = processor.get("logs") or {}
-    unsupported = set(logs) - {"log_record"}
-    if unsupported or processor.get("log_conditions"):
-        raise UnsupportedCondition(f"filter keys {sorted(unsupported) or ['log_conditions']} are not evaluated")
-    return not any(condition_matches(c, record) for c in logs.get("log_record") or [])
-
-
-def pipeline_keeps_log(config: Mapping[str, Any], pipeline_name: str, record: LogView) -> bool:
-    """Whether a logs pipeline's filter processors let the record reach its exporters."""
-    pipeline = _pipelines(config).get(pipeline_name, {})
-    for processor in _ids(pipeline, "processors"):
-        if component_type(processor) == "filter":
-            if not filter_keeps_log(_body(config, "processors", processor), record):
-                return False
-    return True
-
-
 def log_pipelines_by_group(config: Mapping[str, Any]) -> dict[str, list[str]]:
     """CloudWatch log group -> the logs pipelines that write to it."""
     groups: dict[str, list[str]] = {}
@@ -533,13 +438,12 @@ def log_pipelines_by_group(config: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def validate(config_or_path: Mapping[str, Any] | str | Path, *, target: str = "adot") -> list[Problem]:
-    """Every problem found in a collector config, each with what to do about it; [] when sound.
+    """What no collector can know about a config, each problem with what to do about it; [] when sound.
 
-    ``target="adot"`` (default) checks a production ADOT config: components ADOT ships, keys their
-    Go configs accept, required keys, pipelines and usage, the catalog against the metric filter,
-    ``metric_declarations`` and ``metric_descriptors`` both ways, the audit log split, no debug
-    exporter, OTLP receivers on localhost. ``target="otelcol"`` checks a local config for a stock
-    collector: structure, known keys and localhost receivers only.
+    ``target="adot"`` (default), a production config: the catalog against the metric filter,
+    ``metric_declarations`` and ``metric_descriptors`` both ways, no debug exporter, OTLP receivers
+    on localhost. ``target="otelcol"``, a local config: OTLP receivers on localhost. Whether the
+    collector accepts the file at all is ``collector_validate()``'s question.
     """
     if target not in ("adot", "otelcol"):
         raise ValueError(f"target must be 'adot' or 'otelcol', not {target!r}")
@@ -554,279 +458,23 @@ def validate(config_or_path: Mapping[str, Any] | str | Path, *, target: str = "a
             ]
     else:
         config = config_or_path
-    problems: list[Problem] = []
-    problems += _check_structure(config, target)
-    problems += _check_keys(config, target)
-    problems += _check_pipelines(config)
-    problems += _check_receivers(config)
+    problems = _check_receivers(config)
     if target == "adot":
-        problems += _check_production(config)
+        problems += _check_no_debug_exporter(config)
         problems += _check_metrics(config)
-        problems += _check_log_split(config)
-        problems += _check_traces(config)
     return problems
 
 
-def _check_structure(config: Mapping[str, Any], target: str) -> list[Problem]:
-    problems = []
-    allowed_top = {*KINDS, "service"}
-    for key in config:
-        if key not in allowed_top:
-            problems.append(
-                Problem(
-                    str(key),
-                    "is not a top-level collector config section",
-                    "use only " + ", ".join(sorted(allowed_top)),
-                )
-            )
-    if target != "adot":
-        return problems
-    if _section(config, "connectors"):
-        problems.append(
-            Problem(
-                "connectors",
-                "ADOT v0.49 ships no connector at all",
-                "route with one pipeline per destination and a filter processor in each",
-            )
+def _check_no_debug_exporter(config: Mapping[str, Any]) -> list[Problem]:
+    return [
+        Problem(
+            f"exporters.{exporter_id}",
+            "a debug exporter in production prints every span, point and log record (personal data, cost)",
+            "remove it; use collector/otel-collector.local.yaml to see telemetry locally",
         )
-    shipped = adot_components()["adot_inclusion"]
-    for kind in COMPONENT_KINDS:
-        names = {n.rstrip("*") for n in shipped[kind]}
-        for component_id in _section(config, kind):
-            ctype = component_type(component_id)
-            if ctype not in names:
-                problems.append(
-                    Problem(
-                        f"{kind}.{component_id}",
-                        f"ADOT v0.49 does not ship the {ctype} {kind[:-1]}",
-                        f"use one of: {', '.join(sorted(names))}",
-                    )
-                )
-    return problems
-
-
-def _component_spec(kind: str, ctype: str, target: str) -> dict[str, Any] | None:
-    spec = adot_components().get(kind, {}).get(ctype)
-    if spec is None and target == "otelcol":
-        spec = _STOCK_COMPONENTS.get(f"{kind}/{ctype}")
-    if spec is None:
-        return None
-    nested = dict(spec.get("nested") or {})
-    nested.update(_EXTRA_NESTED.get(ctype, {}))
-    return {"keys": spec.get("keys", []), "required": spec.get("required", []), "nested": nested}
-
-
-def _nested_table(nested: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
-    """Nested key tables as (dotted path or glob, keys); ``a|b`` alternatives and ``(notes)`` expanded."""
-    table = []
-    for raw, value in nested.items():
-        if "(squashed)" in raw:
-            continue  # embedded structs, already flattened into the component's own keys
-        if isinstance(value, list):
-            keys = value
-        elif isinstance(value, dict) and "keys" in value:
-            keys = value["keys"]
-        else:
-            continue
-        variants = [""]
-        for part in re.sub(r"\s*\(.*\)\s*$", "", raw).strip().split("."):
-            variants = [f"{v}.{o}" if v else o for v in variants for o in part.split("|")]
-        table.extend((variant, list(keys)) for variant in variants)
-    return table
-
-
-def _check_keys(config: Mapping[str, Any], target: str) -> list[Problem]:
-    problems = []
-    for kind in COMPONENT_KINDS:
-        for component_id, body in _section(config, kind).items():
-            ctype = component_type(component_id)
-            where = f"{kind}.{component_id}"
-            spec = _component_spec(kind, ctype, target)
-            if spec is None:
-                problems.append(
-                    Problem(
-                        where,
-                        f"kyo_otel has no key table for the {ctype} {kind[:-1]}, so its keys cannot be checked",
-                        "use a component listed in kyo_otel/adot_components.json, "
-                        "or add its keys there from its Go Config",
-                    )
-                )
-                continue
-            if body is None:
-                body = {}
-            if not isinstance(body, dict):
-                problems.append(Problem(where, "is not a mapping", "write the component's settings as key: value"))
-                continue
-            invalid = adot_components().get(kind, {}).get(ctype, {}).get("NOT_valid_keys", [])
-            for key in body:
-                if key in invalid:
-                    problems.append(
-                        Problem(
-                            f"{where}.{key}",
-                            f"{ctype} has no {key} setting (its factory builds the "
-                            "exporter without queue, retry or timeout helpers; the collector refuses "
-                            "the key)",
-                            f"remove {key}",
-                        )
-                    )
-            checked = {k: v for k, v in body.items() if k not in invalid}
-            problems += _check_mapping(where, checked, "", spec["keys"], _nested_table(spec["nested"]), ctype)
-            for required in spec["required"]:
-                if required not in body:
-                    problems.append(
-                        Problem(
-                            where,
-                            f"required key {required!r} is missing",
-                            f"set {required} (the collector refuses to start without it)",
-                        )
-                    )
-    return problems
-
-
-def _check_mapping(
-    where: str, body: Mapping[str, Any], path: str, keys: list[str], nested: list[tuple[str, list[str]]], ctype: str
-) -> list[Problem]:
-    problems = []
-    for key, value in body.items():
-        if key not in keys:
-            problems.append(
-                Problem(
-                    f"{where}.{path + '.' if path else ''}{key}",
-                    f"{key!r} is not a key the {ctype} config accepts (the collector refuses unknown keys)",
-                    "use one of: " + ", ".join(keys),
-                )
-            )
-            continue
-        child = f"{path}.{key}" if path else str(key)
-        if isinstance(value, dict):
-            child_keys = _lookup(nested, child)
-            if child_keys is not None:
-                problems += _check_mapping(where, value, child, child_keys, nested, ctype)
-            # else a map of names, e.g. resource_attributes.<name>
-            elif (entry_keys := _lookup(nested, child + ".*")) is not None:
-                for sub, subvalue in value.items():
-                    if isinstance(subvalue, dict):
-                        problems += _check_mapping(where, subvalue, f"{child}.{sub}", entry_keys, nested, ctype)
-        elif isinstance(value, list):
-            item_keys = _lookup(nested, child + "[]")
-            if item_keys is not None:
-                for item in value:
-                    if isinstance(item, dict):
-                        problems += _check_mapping(where, item, f"{child}[]", item_keys, nested, ctype)
-    return problems
-
-
-def _lookup(nested: list[tuple[str, list[str]]], path: str) -> list[str] | None:
-    for pattern, keys in nested:
-        if pattern == path:
-            return keys
-    for pattern, keys in nested:
-        if pattern.startswith("*") and fnmatch.fnmatchcase(path, pattern) and "." not in path:
-            return keys
-    return None
-
-
-def _check_pipelines(config: Mapping[str, Any]) -> list[Problem]:
-    problems = []
-    service = _section(config, "service")
-    for key in service:
-        if key not in ("extensions", "pipelines", "telemetry"):
-            problems.append(Problem(f"service.{key}", "is not a service key", "use extensions, pipelines, telemetry"))
-    pipelines = _pipelines(config)
-    if not pipelines:
-        problems.append(
-            Problem("service.pipelines", "no pipeline is defined", "define traces, metrics and logs pipelines")
-        )
-    used: dict[str, set[str]] = {kind: set() for kind in ("receivers", "processors", "exporters")}
-    for name, pipeline in pipelines.items():
-        signal = name.split("/", 1)[0]
-        where = f"service.pipelines.{name}"
-        if signal not in SIGNALS:
-            problems.append(
-                Problem(where, f"{signal!r} is not a signal", "name pipelines traces, metrics or logs[/name]")
-            )
-        for key in pipeline:
-            if key not in ("receivers", "processors", "exporters"):
-                problems.append(
-                    Problem(f"{where}.{key}", "is not a pipeline key", "use receivers, processors, exporters")
-                )
-        for kind in ("receivers", "processors", "exporters"):
-            ids = _ids(pipeline, kind)
-            if kind != "processors" and not ids:
-                problems.append(Problem(where, f"has no {kind}", f"list at least one of the defined {kind}"))
-            for component_id in ids:
-                used[kind].add(component_id)
-                if component_id not in _section(config, kind):
-                    problems.append(
-                        Problem(
-                            f"{where}.{kind}",
-                            f"{component_id!r} is not defined under {kind}",
-                            f"define {component_id} under {kind}: or remove it from the pipeline",
-                        )
-                    )
-                ctype = component_type(component_id)
-                if kind == "exporters" and ctype in _EXPORTER_SIGNALS and signal not in _EXPORTER_SIGNALS[ctype]:
-                    problems.append(
-                        Problem(
-                            f"{where}.exporters",
-                            f"{ctype} exports only {'/'.join(_EXPORTER_SIGNALS[ctype])}",
-                            f"move {component_id} to a {'/'.join(_EXPORTER_SIGNALS[ctype])} pipeline",
-                        )
-                    )
-                if kind == "processors" and ctype == "filter" and signal in SIGNALS:
-                    body = _body(config, "processors", component_id)
-                    own = _FILTER_SECTIONS[signal]
-                    if body and not any(k in body for k in own):
-                        problems.append(
-                            Problem(
-                                f"{where}.processors",
-                                f"filter {component_id} has no {signal} conditions, so it filters nothing here",
-                                f"give it a {own[0]}: section or remove it from this pipeline",
-                            )
-                        )
-        processors = _ids(pipeline, "processors")
-        if (
-            "memory_limiter" in {component_type(p) for p in processors}
-            and component_type(processors[0]) != "memory_limiter"
-        ):
-            problems.append(
-                Problem(
-                    f"{where}.processors",
-                    "memory_limiter is not first",
-                    "put memory_limiter first so it refuses data before other processors hold it",
-                )
-            )
-    for kind, ids in used.items():
-        for component_id in _section(config, kind):
-            if component_id not in ids:
-                problems.append(
-                    Problem(
-                        f"{kind}.{component_id}",
-                        "is defined but used by no pipeline, so the collector "
-                        "never runs it and the file says something that does not happen",
-                        "add it to a pipeline or delete it",
-                    )
-                )
-    extensions = service.get("extensions") or []
-    for extension in extensions:
-        if extension not in _section(config, "extensions"):
-            problems.append(
-                Problem(
-                    "service.extensions",
-                    f"{extension!r} is not defined under extensions",
-                    f"define {extension} under extensions: or remove it",
-                )
-            )
-    for extension in _section(config, "extensions"):
-        if extension not in extensions:
-            problems.append(
-                Problem(
-                    f"extensions.{extension}",
-                    "is defined but not enabled in service.extensions",
-                    f"add {extension} to service.extensions or delete it",
-                )
-            )
-    return problems
+        for exporter_id in _section(config, "exporters")
+        if component_type(exporter_id) in ("debug", "logging", "file")
+    ]
 
 
 def _host_port(endpoint: Any) -> tuple[str, str]:
@@ -866,90 +514,6 @@ def _check_receivers(config: Mapping[str, Any]) -> list[Problem]:
                         f"receivers.{receiver_id}.protocols.{protocol}.endpoint",
                         f"{endpoint!r} listens beyond this task (the app shares the task's localhost)",
                         f"bind to {defaults.get(protocol, 'localhost:<port>')}",
-                    )
-                )
-    return problems
-
-
-def _check_production(config: Mapping[str, Any]) -> list[Problem]:
-    problems = []
-    for exporter_id in _section(config, "exporters"):
-        if component_type(exporter_id) in ("debug", "logging", "file"):
-            problems.append(
-                Problem(
-                    f"exporters.{exporter_id}",
-                    "a debug exporter in production prints every span, point and log record (personal data, cost)",
-                    "remove it; use collector/otel-collector.local.yaml to see telemetry locally",
-                )
-            )
-    processors = _section(config, "processors")
-    for processor_id, body in processors.items():
-        ctype = component_type(processor_id)
-        if ctype == "memory_limiter" and isinstance(body, dict):
-            if not body.get("check_interval"):
-                problems.append(
-                    Problem(
-                        f"processors.{processor_id}", "check_interval is missing (no default)", "set check_interval: 1s"
-                    )
-                )
-            if not (body.get("limit_mib") or body.get("limit_percentage")):
-                problems.append(
-                    Problem(
-                        f"processors.{processor_id}",
-                        "neither limit_mib nor limit_percentage is set",
-                        "set limit_mib below the sidecar's memory limit",
-                    )
-                )
-        if ctype == "resourcedetection" and isinstance(body, dict):
-            if body.get("override", True):
-                problems.append(
-                    Problem(
-                        f"processors.{processor_id}",
-                        "override is true (the default): detected values replace the app's own resource attributes",
-                        "set override: false",
-                    )
-                )
-            detectors = body.get("detectors") or ["env"]
-            if "ecs" in detectors:
-                attributes = (body.get("ecs") or {}).get("resource_attributes") or {}
-                for name in ("aws.log.group.names", "aws.log.group.arns"):
-                    if (attributes.get(name) or {}).get("enabled", True):
-                        problems.append(
-                            Problem(
-                                f"processors.{processor_id}.ecs",
-                                f"{name} is enabled: the task's awslogs group would beat awsxray's aws_log_groups",
-                                f"set ecs.resource_attributes.{name}.enabled: false",
-                            )
-                        )
-    for name, pipeline in _pipelines(config).items():
-        processors_used = {component_type(p) for p in _ids(pipeline, "processors")}
-        for needed in ("memory_limiter", "batch"):
-            if needed not in processors_used:
-                problems.append(
-                    Problem(
-                        f"service.pipelines.{name}",
-                        f"has no {needed} processor",
-                        f"add {needed} ({'first' if needed == 'memory_limiter' else 'last'})",
-                    )
-                )
-    extensions = _section(config, "extensions")
-    if not any(component_type(e) == "health_check" for e in extensions):
-        problems.append(
-            Problem(
-                "extensions",
-                "no health_check extension: the container health check has nothing to ask",
-                f"add health_check: {{endpoint: {HEALTH_CHECK_ENDPOINT}}} and enable it",
-            )
-        )
-    for extension_id, body in extensions.items():
-        if component_type(extension_id) == "health_check":
-            endpoint = _endpoint(body, "localhost:13133")
-            if _host_port(endpoint)[1] != "13133":
-                problems.append(
-                    Problem(
-                        f"extensions.{extension_id}.endpoint",
-                        f"{endpoint!r}: ADOT's /healthcheck binary asks port 13133",
-                        f"use {HEALTH_CHECK_ENDPOINT}",
                     )
                 )
     return problems
@@ -1159,95 +723,59 @@ def _check_awsemf(exporter_id: str, body: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
-def _check_log_split(config: Mapping[str, Any]) -> list[Problem]:
-    problems: list[Problem] = []
-    groups = log_pipelines_by_group(config)
-    for group in (APPLICATION_LOG_GROUP, AUDIT_LOG_GROUP):
-        if group not in groups:
-            problems.append(
-                Problem(
-                    "service.pipelines",
-                    f"no logs pipeline writes to {group}",
-                    f"add a logs pipeline with an awscloudwatchlogs exporter for {group}",
-                )
-            )
-    audit = LogView(attributes={AUDIT_ATTRIBUTE: AUDIT_VALUE})
-    application = LogView(attributes={"code.function.name": "send"})
-    for group, pipelines in groups.items():
-        for pipeline in pipelines:
-            where = f"service.pipelines.{pipeline}"
-            try:
-                keeps_audit = pipeline_keeps_log(config, pipeline, audit)
-                keeps_application = pipeline_keeps_log(config, pipeline, application)
-            except UnsupportedCondition as error:
-                problems.append(
-                    Problem(
-                        where,
-                        f"its log filter cannot be checked ({error})",
-                        f"use logs.log_record conditions like {AUDIT_IS}",
-                    )
-                )
-                continue
-            if group == AUDIT_LOG_GROUP:
-                if not keeps_audit:
-                    problems.append(
-                        Problem(where, "drops audit records", f"keep records with {AUDIT_ATTRIBUTE}={AUDIT_VALUE}")
-                    )
-                if keeps_application:
-                    problems.append(
-                        Problem(
-                            where,
-                            f"lets application records into {group}",
-                            f"drop them: logs.log_record: ['{AUDIT_IS_NOT}']",
-                        )
-                    )
-            else:
-                if keeps_audit:
-                    problems.append(
-                        Problem(
-                            where,
-                            f"lets audit records into {group}",
-                            f"drop them: logs.log_record: ['{AUDIT_IS}']",
-                        )
-                    )
-                if group == APPLICATION_LOG_GROUP and not keeps_application:
-                    problems.append(Problem(where, "drops application records", "fix its filter conditions"))
-    for exporter_id, body in _section(config, "exporters").items():
-        if component_type(exporter_id) == "awscloudwatchlogs" and isinstance(body, dict) and body.get("raw_log"):
-            problems.append(
-                Problem(
-                    f"exporters.{exporter_id}.raw_log",
-                    "writes only the body: severity, trace_id and attributes are lost",
-                    "remove raw_log",
-                )
-            )
-    return problems
+# --- the real collector -----------------------------------------------------------------
+
+BUILT_COLLECTOR = Path(".collector") / "otelcol-kyo"
+"""Where ``make collector`` puts the collector it builds from ``collector/builder-config.yaml``
+(relative to the repository root): the components both configs use, at ADOT v0.49's release."""
+COLLECTOR_COMMANDS = ("otelcol-kyo", "otelcol-contrib")
 
 
-def _check_traces(config: Mapping[str, Any]) -> list[Problem]:
-    problems = []
-    for exporter_id, body in _section(config, "exporters").items():
-        if component_type(exporter_id) != "awsxray" or not isinstance(body, dict):
-            continue
-        indexed = set(body.get("indexed_attributes") or [])
-        for name in INDEXED_SPAN_ATTRIBUTES:
-            if name not in indexed and not body.get("index_all_attributes"):
-                problems.append(
-                    Problem(
-                        f"exporters.{exporter_id}.indexed_attributes",
-                        f"{name} is not indexed, so X-Ray cannot search by it",
-                        f"add {name}",
-                    )
-                )
-        if APPLICATION_LOG_GROUP not in (body.get("aws_log_groups") or []):
-            problems.append(
-                Problem(
-                    f"exporters.{exporter_id}.aws_log_groups",
-                    "traces are not linked to the application log group",
-                    f"set aws_log_groups: [{APPLICATION_LOG_GROUP}]",
-                )
-            )
-    return problems
+def find_collector(root: str | Path | None = None) -> Path | None:
+    """The collector binary to validate configs with: ``make collector``'s build under ``root``
+    (default: the working directory), else ``otelcol-kyo`` or ``otelcol-contrib`` on PATH."""
+    built = Path(root or ".") / BUILT_COLLECTOR
+    if built.is_file() and os.access(built, os.X_OK):
+        return built
+    for command in COLLECTOR_COMMANDS:
+        found = shutil.which(command)
+        if found:
+            return Path(found)
+    return None
+
+
+def collector_validate(binary: str | Path, path: str | Path, timeout: float = 60.0) -> list[Problem]:
+    """``<binary> validate --config <path>``: [] when the collector accepts the file and warns of
+    nothing; else a Problem with what it said (an error, or a warning such as a deprecated name).
+
+    Validation builds every component, and the AWS exporters look up their region as they are
+    built: from the environment (an ECS task has AWS_REGION), else from instance metadata. So it
+    runs with instance metadata off, and with a region when the environment has none.
+    """
+    env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
+    if not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
+        env["AWS_REGION"] = "us-east-1"
+    try:
+        result = subprocess.run([str(binary), "validate", f"--config={path}"], capture_output=True, text=True,
+                                timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return [Problem(str(path), f"{binary} could not run ({error})", "rebuild it with `make collector`")]
+    said = (result.stderr + result.stdout).strip()
+    name = Path(binary).name
+    if result.returncode != 0:
+        return [Problem(str(path), f"{name} validate refuses it: {said}", "change what the collector names")]
+    warnings = [line for line in said.splitlines() if "warn" in line.lower() or "deprecated" in line.lower()]
+    return [Problem(str(path), f"{name} validate warns: {line.strip()}", "change what the collector names")
+            for line in warnings]
+
+
+def check(path: str | Path, *, target: str = "adot", binary: str | Path | None = None) -> tuple[list[Problem], Path | None]:
+    """Both checks of a config file: the collector's own ``validate`` (``binary``, default
+    ``find_collector()``; skipped when there is none) and ``validate()``. Returns the problems and
+    the binary that validated the file, or None when none did."""
+    found = Path(binary) if binary else find_collector()
+    problems = collector_validate(found, path) if found else []
+    return problems + validate(path, target=target), found
 
 
 # --- command line ------------------------------------------------------------------------
@@ -1260,10 +788,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(render_production_yaml())
         return 0
     if args[:1] == ["check"] and len(args) >= 2:
-        problems = validate(args[1], target="otelcol" if "--local" in args else "adot")
+        problems, binary = check(args[1], target="otelcol" if "--local" in args else "adot")
         for problem in problems:
             print(problem)
-        print(f"{len(problems)} problem(s) in {args[1]}")
+        checked_by = f"validated by {binary}" if binary else "no collector binary to validate with (make collector)"
+        print(f"{len(problems)} problem(s) in {args[1]} ({checked_by})")
         return 1 if problems else 0
     print("usage: python -m kyo_otel.collector render | check FILE [--local]", file=sys.stderr)
     return 2

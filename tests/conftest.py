@@ -25,3 +25,16 @@ def redis_client(redis_server):
     yield client
     redis_server.start()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def otelcol():
+    """The collector ``make collector`` builds (``make test`` builds it first); no test skips
+    for want of it."""
+    from pathlib import Path
+
+    from kyo_otel.collector import BUILT_COLLECTOR
+
+    binary = Path(__file__).resolve().parent.parent / BUILT_COLLECTOR
+    assert binary.is_file(), f"no collector at {binary}: run `make collector` (`make test` does)"
+    return binary

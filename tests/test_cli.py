@@ -187,10 +187,31 @@ def test_doctor_skips_the_network_when_no_signal_uses_otlp(tmp_path):
     assert "skip  OTLP endpoint: no signal exports to OTLP (traces=console" in result.stdout
 
 
-def test_doctor_validates_the_projects_collector_configuration():
+def test_doctor_validates_the_projects_collector_configuration_with_the_built_collector(otelcol):
     result = kyo_otel_command("doctor")  # from the project root: collector/otel-collector.yaml
     assert result.returncode == 0, result.stdout
-    assert "ok    collector/otel-collector.yaml passes the adot collector checks" in result.stdout
+    assert ("ok    collector/otel-collector.yaml passes .collector/otelcol-kyo validate and the adot catalog checks"
+            in result.stdout)
+
+
+def test_doctor_reports_what_the_collector_refuses(otelcol, tmp_path):
+    broken = tmp_path / "otel-collector.yaml"
+    broken.write_text((ROOT / "collector" / "otel-collector.yaml").read_text().replace("  awsemf:\n", "  awsemf:\n    timeout: 5s\n"))
+    result = kyo_otel_command("doctor", "--collector", str(broken))
+    assert result.returncode == 1
+    assert f"FAIL  {broken}: otelcol-kyo validate refuses it:" in result.stdout
+    assert "timeout" in result.stdout
+
+
+def test_doctor_says_when_there_is_no_collector_binary_to_validate_with(tmp_path):
+    config = tmp_path / "otel-collector.yaml"
+    config.write_text((ROOT / "collector" / "otel-collector.yaml").read_text())
+    result = kyo_otel_command("doctor", "--collector", str(config), cwd=tmp_path,
+                              env={"PATH": str(Path(sys.executable).parent)})  # no otelcol-kyo/otelcol-contrib
+    assert result.returncode == 0, result.stdout
+    assert f"skip  no collector binary to validate {config} with" in result.stdout
+    assert "make collector" in result.stdout
+    assert f"ok    {config} passes the adot catalog checks" in result.stdout
 
 
 def test_doctor_names_each_collector_problem_and_its_fix(tmp_path):
@@ -203,10 +224,10 @@ def test_doctor_names_each_collector_problem_and_its_fix(tmp_path):
     assert "fix: add kyo.otp.sent" in result.stdout
 
 
-def test_doctor_checks_the_local_collector_file_as_a_stock_collector_config():
+def test_doctor_checks_the_local_collector_file_as_a_local_config(otelcol):
     result = kyo_otel_command("doctor", "--collector", "collector/otel-collector.local.yaml")
     assert result.returncode == 0, result.stdout
-    assert "passes the otelcol collector checks" in result.stdout
+    assert "passes .collector/otelcol-kyo validate and the otelcol catalog checks" in result.stdout
 
 
 def test_doctor_fails_on_a_missing_collector_file(tmp_path):

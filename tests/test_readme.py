@@ -158,9 +158,3 @@ def test_the_readme_says_when_to_use_configure_with_an_app_and_when_instrument_a
     paragraph = text[text.index("**`configure(app=...)` or `instrument_app(app)`.**"):][:800]
     for needed in ("one app", "application factory", "several apps", "before `configure()`"):
         assert needed in paragraph, needed
-
-
-def test_the_readme_says_how_to_run_the_local_collector_config():
-    text = " ".join(README.read_text().split())
-    assert "`make collector-run` builds the collector and runs it with that config" in text
-    assert "collector/otel-collector.local.yaml" in text[: text.index("make collector-run")][-600:]

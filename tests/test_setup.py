@@ -69,3 +69,10 @@ def test_the_readme_says_what_set_up_installs_and_where_the_cli_is():
     for needed in ("make doctor", ".venv/bin/kyo-otel", "`app` extra", "`test` extra", "`infra` extra",
                    "redis-server", "apt-get", "sudo", "Node.js"):
         assert needed in setup, needed
+
+
+def test_make_collector_run_starts_the_built_collector_with_the_local_config(tmp_path):
+    commands = plan("collector-run", tmp_path / "venv")
+    assert ".collector/otelcol-kyo --config collector/otel-collector.local.yaml" in commands
+    readme = " ".join(ROOT.joinpath("README.md").read_text().split())
+    assert "make collector-run" in readme

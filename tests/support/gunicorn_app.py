@@ -59,19 +59,21 @@ def process_env(env: dict[str, str]) -> dict[str, str]:
 
 
 class GunicornApp:
-    """``gunicorn -c sample_app/gunicorn.conf.py`` with ``workers`` workers on a free port."""
+    """``gunicorn -c sample_app/gunicorn.conf.py`` with ``workers`` workers on a free port; ``app``
+    (``module:variable``) replaces the config's ``wsgi_app``."""
 
-    def __init__(self, env: dict[str, str], workers: int = 2, config: Path = CONFIG) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 2, config: Path = CONFIG, app: str | None = None) -> None:
         self.port = free_port()
         self.workers_wanted = workers
         self.config = config
+        self.app = app
         self.env = process_env(env)
         self._log = tempfile.NamedTemporaryFile(prefix="kyo-gunicorn-", suffix=".log", delete=False)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def command(self) -> list[str]:
-        return gunicorn_command(self.port, self.workers_wanted, "-c", str(self.config))
+        return gunicorn_command(self.port, self.workers_wanted, "-c", str(self.config), *([self.app] if self.app else []))
 
     def start(self, timeout: float = 30) -> GunicornApp:
         self.process = subprocess.Popen(
