@@ -113,6 +113,52 @@ _CODE_WORDS = (
     # the camelCase keys of JSON bodies too (verifyCode, mfaCode): snake_case ones end in "code"
     r"(?:verify|auth|login|mfa|security|confirmation|one[_-]?time|reset)[_-]?code|code|otp|pin|passcode"
 )
+# URL path segments whose next segment is a secret, by the label it gets: /codes/482913 ->
+# /codes/[scrubbed:code]. Whole words of the segment (split at - _ and camelCase), plural or not.
+PATH_SECRET_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "code": ("code", "otp", "passcode", "verify", "verification"),
+    "token": ("token", "magic", "reset", "confirm", "confirmation", "activate", "activation", "invite", "invitation"),
+    "secret": ("secret",),
+    "password": ("password", "passwd"),
+})
+_PATH_LABELS = {
+    plural: label for label, words in PATH_SECRET_WORDS.items() for word in words for plural in (word, word + "s")
+}
+
+
+def _trie(words: Iterable[str]) -> str:
+    """An alternation of ``words`` as a prefix tree (``c(?:ode|onfirm)``): the regex engine tries
+    the alternatives of one position after another, and most fail on their first letter."""
+    heads: dict[str, list[str]] = {}
+    for word in words:
+        heads.setdefault(word[:1], []).append(word[1:])
+    alternatives = []
+    for head, tails in sorted(heads.items(), key=lambda item: item[0] == ""):  # the empty tail last
+        if head == "":
+            continue
+        rest = _trie(tails)
+        alternatives.append(re.escape(head) + rest)
+    body = "|".join(alternatives)
+    if "" in heads:
+        return f"(?:{body})?" if body else ""
+    return f"(?:{body})" if len(alternatives) > 1 else body
+
+
+_PATH_WORDS = _trie(_PATH_LABELS)
+# The segment after one: it must look like a value, not a word (a digit, a capital or a % in it),
+# and its trailing punctuation is prose's (".../verify/482913.").
+_PATH_SEGMENT = r"[^/?#\s\"'<>]"
+_PATH_VALUE = _PATH_SEGMENT + r"*[^/?#\s\"'<>),.;:\]]"
+# A Flask route's variables (<code>, <int:id>, <string(length=6):otp>) and what their raw values
+# may be in a path: one segment, or for the path converter several.
+_ROUTE_VARIABLE = re.compile(
+    r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\((?P<arguments>.*?)\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>"
+)
+_ROUTE_VALUE = r"[^/?#\s\"'<>]+"
+_ROUTE_PATH_VALUE = r"[^?#\s\"'<>]+"
+_PATH_START = r"(?:(?<=://)[^/?#\s\"'<>]*|(?<![^\s\"'(\[=,]))"
+"""Where a path starts: after a URL's host, at the start of the text or after a space, quote or ``=``."""
+_PATH_END = r"(?=[?#\s\"'<>]|\Z)"
 _NOT_ALNUM_BEFORE = r"(?<![0-9A-Za-z])"
 _NOT_ALNUM_AFTER = r"(?![0-9A-Za-z])"
 _KEY_SEPARATOR = r"[\"']?[ \t]*[:=][ \t]*[\"']?"
@@ -161,6 +207,17 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
         r"(?=[Bb])" + _NOT_ALNUM_BEFORE + r"(?i:bearer)[ \t]+(?P<bearer_value>[A-Za-z0-9\-._~+/]{12,}=*)",
     ),
     (
+        # A URL path segment after a code/token-like one: /verify/482913, /users/.../codes/482913,
+        # /reset-password/Zx8aB..., /auth/magicLink/...; a segment that reads as a word stays
+        # (/otp/verify, /codes/new, /tokens/me), as does a keyword segment with nothing after it.
+        # The next segment is checked first (most paths have no value after a word: cheap to
+        # rule out); then the segment's words are read one by one (each ends at - or _ or before
+        # a capital: one way to read a segment, no backtracking), until a word of the list.
+        "path",
+        r"/(?=[A-Za-z0-9_\-]+/" + _PATH_SEGMENT + r"*[0-9A-Z%])(?P<path_key>(?:[A-Za-z0-9][a-z0-9]*(?:[_\-]|(?=[A-Z])))*?"
+        r"(?i:" + _PATH_WORDS + r")(?![a-z])[A-Za-z0-9_\-]*)/(?P<path_value>" + _PATH_VALUE + r")",
+    ),
+    (
         "phone",
         # Each alternative starts with a literal (+ % ( 0) so that a digit-heavy string without
         # one is skipped at C speed; the lookbehinds after it check what precedes that literal.
@@ -180,7 +237,7 @@ _TRACE_STATE_KEY = re.compile(r"[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{
 """A W3C trace-state key (``vendor``, or ``tenant@vendor`` whose tenant may start with a digit)."""
 _LABELS = {"userinfo": "password", "code_first": "code", "jwt": "jwt", "bearer": "bearer"}
 """What the built-in rules other than phone, email, secret and code put in ``[scrubbed:...]``."""
-_WORD_BRANCHES = ("secret", "code", "code_first", "jwt", "bearer")
+_WORD_BRANCHES = ("secret", "code", "code_first", "jwt", "bearer", "path")
 """The branches a sensitive word in the text (``_WORDS_HINT``) calls for."""
 _PHONE_DIGITS = {"international": (8, 15), "local": (9, 11), "dialled": (10, 17)}
 _MIN_LENGTH = 5
@@ -192,6 +249,9 @@ _EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){%d}" % _MIN_PHONE_DIGITS)
 _SIX_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){6}")
 _DIGIT_RUN = re.compile(r"[0-9]+")
 _WORDS_HINT = re.compile(r"code|otp|pin|pass|pwd|secret|token|key|auth|cookie|session|signature|bearer|eyj")
+# ... and the path words the hint lacks, looked for only in a text with a "/" (substring tests:
+# more alternatives in the hint would slow it down on every text).
+_PATH_HINTS = ("verif", "reset", "magic", "confirm", "activat", "invit")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEGMENT_SPLIT = re.compile(r"[._\-\s/:\[\]]+")  # brackets: a form's user[password]
 
@@ -305,6 +365,12 @@ class Scrubber:
         self._scrub_short = lru_cache(maxsize=4096)(self._scrub_text)
         self.plain_keys: set[Any] = set()
         """Attribute keys found to hold nothing to mask (``keys_change``); bounded."""
+        self._routes_seen: set[str] = set()
+        self._route_sources: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._routes: tuple[re.Pattern[str], dict[int, tuple[str, ...]]] | None = None
+        self.generation = 0
+        """Counts the routes learned (``learn_route``): what was scrubbed before may now scrub
+        differently, so a cache of scrubbed values (``kyo_otel.otlp_wire``) starts over."""
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -335,6 +401,83 @@ class Scrubber:
             return "email"
         return None
 
+    # -- routes ------------------------------------------------------------------------------
+
+    def learn_route(self, template: str) -> None:
+        """A Flask route template (``/users/<phone>/confirm/<code>``): from now on, wherever its
+        raw path appears in text (``url.path``, ``url.full``, an access log line), the values of
+        its variables named like a secret, a phone number or an email are masked as such a key's
+        value would be (``/users/0912****78/confirm/[scrubbed:code]``), whatever the segment before
+        them. Cheap to call on every request: a template is looked at once."""
+        if template in self._routes_seen:
+            return
+        if len(self._routes_seen) < _PLAIN_KEYS_LIMIT:
+            self._routes_seen.add(template)
+        source = self._route_source(template)
+        if source is None or template in self._route_sources:
+            return
+        self._route_sources[template] = source
+        groups: dict[int, tuple[str, ...]] = {}
+        alternatives = []
+        index = 1
+        for pattern, kinds in self._route_sources.values():
+            groups[index] = kinds
+            alternatives.append(f"({pattern})")
+            index += 1 + len(kinds)
+        self._routes = (re.compile("|".join(alternatives)), groups)  # one assignment: export threads read it
+        self._scrub_short.cache_clear()  # texts remembered as plain may hold this route's values
+        self.generation += 1
+
+    def _route_source(self, template: str) -> tuple[str, tuple[str, ...]] | None:
+        """The pattern of a route's raw paths (a group per sensitive variable) and those variables'
+        kinds; ``None`` when no variable is sensitive."""
+        parts, kinds = [], []
+        position = 0
+        for variable in _ROUTE_VARIABLE.finditer(template):
+            parts.append(re.escape(template[position:variable.start()]))
+            value = _ROUTE_PATH_VALUE if variable.group("converter") == "path" else _ROUTE_VALUE
+            kind = self._variable_kind(variable.group("name"))
+            parts.append(f"(?:{value})" if kind is None else f"({value})")
+            if kind is not None:
+                kinds.append(kind)
+            position = variable.end()
+        if not kinds:
+            return None
+        parts.append(re.escape(template[position:]))
+        # A route that starts with a variable (/<token>) matches only where a path starts.
+        start = _PATH_START if template.startswith("/<") else ""
+        return start + "".join(parts) + _PATH_END, tuple(kinds)
+
+    def _variable_kind(self, name: str) -> str | None:
+        """``secret:<label>``, ``phone`` or ``email`` for a route variable named like such a key
+        (``code``, ``otp``, ``reset_token``, ``magic``, ``phone``), else ``None``."""
+        kind = self.key_kind(name)
+        if kind is not None and (kind.startswith("secret:") or kind == "phone" or kind == "email"):
+            return kind
+        words = _SEGMENT_SPLIT.split(_CAMEL_BOUNDARY.sub("_", name).lower())
+        label = next((_PATH_LABELS[w] for w in reversed(words) if w in _PATH_LABELS), None)
+        return None if label is None else "secret:" + label
+
+    def _scrub_routes(self, text: str) -> str:
+        """``text`` with the sensitive values of the learned routes' raw paths masked."""
+        routes = self._routes
+        if routes is None or "/" not in text:
+            return text
+        pattern, groups = routes
+
+        def replace(match: re.Match[str]) -> str:
+            route = match.lastindex or 0
+            found, start = match.group(0), match.start()
+            out, position = [], 0
+            for offset, kind in enumerate(groups[route], 1):
+                begin, end = match.span(route + offset)
+                out.append(found[position:begin - start])
+                out.append(_masked_path_value(kind, match.group(route + offset)))
+                position = end - start
+            return "".join(out) + found[position:]
+
+        return pattern.sub(replace, text)
+
     # -- text --------------------------------------------------------------------------------
 
     def _pattern_for(self, text: str) -> re.Pattern[str] | None:
@@ -344,7 +487,8 @@ class Scrubber:
         if self._extra:
             return self._pattern
         lowered = text.lower()
-        key = ("@" in text or "%40" in text, _WORDS_HINT.search(lowered) is not None, _EIGHT_DIGITS.match(text) is not None)
+        words = _WORDS_HINT.search(lowered) is not None or ("/" in text and _has_path_word(lowered))
+        key = ("@" in text or "%40" in text, words, _EIGHT_DIGITS.match(text) is not None)
         return self._patterns.get(key)
 
     def may_match(self, text: str) -> bool:
@@ -358,6 +502,8 @@ class Scrubber:
         return self._scrub_text(text)
 
     def _scrub_text(self, text: str) -> str:
+        if self._routes is not None:
+            text = self._scrub_routes(text)
         pattern = self._pattern_for(text)
         return text if pattern is None else pattern.sub(self._replace, text)
 
@@ -374,6 +520,8 @@ class Scrubber:
             return mask_email(found)
         if kind == "secret" or kind == "code":
             label = _normal(match.group(kind + "_key"))
+        elif kind == "path":
+            label = _path_label(match.group("path_key"))
         else:
             label = _LABELS.get(kind) or self._labels.get(kind, "custom")
         value = kind + "_value"
@@ -545,6 +693,29 @@ class Scrubber:
             if result is not None:
                 result[key] = scrubbed
         return result
+
+
+def _masked_path_value(kind: str, value: str) -> str:
+    """A route variable's value from a raw path, masked as the value of a key of ``kind``."""
+    if kind.startswith("secret:"):
+        return SCRUBBED.format(kind[7:])
+    decoded = unquote(value)
+    if kind == "phone":
+        return mask_phone(decoded) if _SIX_DIGITS.match(decoded) is not None else value
+    return mask_email(decoded) if "@" in decoded else value  # email
+
+
+def _has_path_word(lowered: str) -> bool:
+    for word in _PATH_HINTS:
+        if word in lowered:
+            return True
+    return False
+
+
+def _path_label(segment: str) -> str:
+    """The label of a path segment's secret word (``reset-password`` -> ``password``: the last one)."""
+    words = _SEGMENT_SPLIT.split(_CAMEL_BOUNDARY.sub("_", segment).lower())
+    return next((_PATH_LABELS[w] for w in reversed(words) if w in _PATH_LABELS), "code")
 
 
 def _normal(key: str) -> str:

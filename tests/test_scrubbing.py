@@ -873,3 +873,77 @@ def test_a_set_in_a_mapping_body_is_scrubbed_element_by_element():
     # A set (or frozenset) was returned as it was: the console exporter prints it with str().
     assert scrubber.scrub_value(None, {"recipients": {"+886912345678"}, "done": frozenset({"ops@example.com"})}) == {
         "recipients": ["+886*******78"], "done": ["o***@example.com"]}
+
+
+# --- codes and secrets in URL paths ---------------------------------------------------------
+# The real ADOT collector showed a one-time code reaching X-Ray's http.request.url raw: a 404 on
+# /users/<phone>/codes/<code> had its phone number masked, not its code; so did any matched route
+# with a <code> or <token> in its path. The raw path is also in werkzeug's access line.
+
+
+@pytest.mark.parametrize(
+    ("path", "scrubbed"),
+    [
+        ("/users/+886912345678/codes/739184", "/users/+886*******78/codes/[scrubbed:code]"),
+        ("/verify/739184", "/verify/[scrubbed:code]"),
+        ("/api/otp/482913/confirm", "/api/otp/[scrubbed:code]/confirm"),
+        ("/reset-password/Zx8aBq2", "/reset-password/[scrubbed:password]"),
+        ("/auth/magicLink/kQzvBwmx", "/auth/magicLink/[scrubbed:token]"),
+        ("/emailVerifications/ab12cd", "/emailVerifications/[scrubbed:code]"),
+        ("/v1/tokens/tk_9f8e7d6c?expand=1", "/v1/tokens/[scrubbed:token]?expand=1"),
+        ("/secrets/%2Fs3cr3t", "/secrets/[scrubbed:secret]"),
+        ('"GET /OTP/739184 HTTP/1.1" 404 -', '"GET /OTP/[scrubbed:code] HTTP/1.1" 404 -'),
+        ("https://otp.example.com/verify/739184.", "https://otp.example.com/verify/[scrubbed:code]."),
+        # Look-alikes stay: a listing, a route named for the action, words, ids under other names.
+        ("/codes", "/codes"),
+        ("/codes/new", "/codes/new"),
+        ("/otp/verify", "/otp/verify"),
+        ("/verify", "/verify"),
+        ("/tokens/me", "/tokens/me"),
+        ("/v1/status", "/v1/status"),
+        ("/barcode/4006381333931", "/barcode/4006381333931"),
+        ("/tokenizer/v2", "/tokenizer/v2"),
+        ("GET /verify/<code>", "GET /verify/<code>"),
+        ("https://otp.example.com/Ab12", "https://otp.example.com/Ab12"),
+    ],
+)
+def test_a_code_or_token_after_a_code_like_path_segment_is_masked(path, scrubbed):
+    assert scrubber.scrub_text(path) == scrubbed
+    assert scrubber.scrub_value("url.full", path) == scrubbed
+
+
+def test_a_routes_secret_phone_and_email_variables_are_masked_wherever_its_raw_path_appears():
+    own = Scrubber()
+    paths = ["/confirm/qwzxkvbn", '"GET /users/886912345678/links/kqzvbwmx HTTP/1.1" 200',
+             "http://localhost/confirm/zxqw?x=1", "/files/a/reset/b", "/orders/12345678"]
+    assert [own.scrub_text(p) for p in paths] == paths  # nothing says these are secrets yet...
+    for route in ("/confirm/<code>", "/users/<phone>/links/<magic>", "/files/<path:reset_token>",
+                  "/orders/<int:order_id>"):
+        own.learn_route(route)
+    # ... the routes do (and texts remembered as plain are scrubbed again).
+    assert [own.scrub_text(p) for p in paths] == [
+        "/confirm/[scrubbed:code]", '"GET /users/8869******78/links/[scrubbed:token] HTTP/1.1" 200',
+        "http://localhost/confirm/[scrubbed:code]?x=1", "/files/[scrubbed:token]", "/orders/12345678"]
+    # A path the route does not match in full is left to the other rules.
+    assert own.scrub_text("/confirm/qwzxkvbn/extra") == "/confirm/qwzxkvbn/extra"
+
+
+def test_the_otlp_encoder_forgets_what_it_encoded_before_a_route_was_learned():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from kyo_otel.otlp_wire import SpanEncoder
+
+    finished = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    provider.get_tracer("paths").start_span("GET", attributes={"url.path": "/confirm/qwzxkvbn"}).end()
+    [span] = finished.get_finished_spans()
+    own = Scrubber()
+    encoder = SpanEncoder(own)
+    assert b"/confirm/qwzxkvbn" in encoder.encode([span])
+    own.learn_route("/confirm/<code>")  # a route added after the app was instrumented
+    assert b"/confirm/qwzxkvbn" not in encoder.encode([span])
+    assert b"/confirm/[scrubbed:code]" in encoder.encode([span])
+
