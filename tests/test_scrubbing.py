@@ -947,3 +947,91 @@ def test_the_otlp_encoder_forgets_what_it_encoded_before_a_route_was_learned():
     assert b"/confirm/qwzxkvbn" not in encoder.encode([span])
     assert b"/confirm/[scrubbed:code]" in encoder.encode([span])
 
+
+PATHS_APP = """
+    import json, logging, os, threading, urllib.error, urllib.request
+    import flask
+    from opentelemetry import metrics
+    from werkzeug.serving import make_server
+    import kyo_otel
+
+    app = flask.Flask("path_scrub")
+
+    @app.get("/verify/<code>")
+    def verify(code):
+        return {"verified": False}, 400
+
+    @app.get("/u/<token>")
+    def magic_link(token):
+        return {"signed_in": False}, 401
+
+    @app.get("/users/<phone>")
+    def user(phone):
+        return {"user": None}
+
+    if os.environ.get("ENDPOINT"):
+        kyo_otel.configure(environment="production", service_name="path-scrub", otlp_endpoint=os.environ["ENDPOINT"],
+                           instrumentation=os.environ["INSTRUMENTATION"], app=app)
+    else:
+        kyo_otel.configure(environment="development", console_format="json", service_name="path-scrub",
+                           instrumentation=os.environ["INSTRUMENTATION"], app=app)
+
+    @app.get("/late/<otp>")  # added after the app was instrumented
+    def late(otp):
+        return {"verified": False}, 400
+
+    by_path = metrics.get_meter("path_scrub").create_counter("app.requests.by_path")
+
+    @app.after_request
+    def count(response):
+        by_path.add(1, {"url.path": flask.request.path})
+        return response
+
+    server = make_server("127.0.0.1", 0, app)  # werkzeug's server: its access line has the raw path
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    statuses = []
+    for path in ("/verify/739184", "/u/kqzvbwmx", "/users/886912345678", "/late/qwzxkvbn",
+                 "/users/+886912345678/codes/739184"):
+        try:
+            statuses.append(opener.open(f"http://127.0.0.1:{server.port}{path}").status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+    server.shutdown()
+    assert statuses == [400, 401, 200, 400, 404], statuses
+    assert kyo_otel.shutdown(), "flushed within the bound"
+"""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+PATH_SECRETS = ("739184", "kqzvbwmx", "886912345678", "qwzxkvbn")
+SCRUBBED_PATHS = {"/verify/[scrubbed:code]", "/u/[scrubbed:token]", "/users/8869******78", "/late/[scrubbed:otp]",
+                  "/users/+886*******78/codes/[scrubbed:code]"}
+
+
+@pytest.mark.parametrize("instrumentation", ["kyo", "contrib"])
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_codes_and_tokens_in_url_paths_reach_no_signal_over_otlp(protocol, instrumentation):
+    receiver = _received(PATHS_APP, protocol, INSTRUMENTATION=instrumentation)
+    for raw in PATH_SECRETS:
+        assert not receiver.contains(raw), raw
+    servers = [span for span in receiver.spans() if span.kind == 2]  # SERVER
+    assert {span.attributes["url.path"] for span in servers} == SCRUBBED_PATHS
+    assert sorted(span.name for span in servers) == sorted(
+        ["GET /verify/<code>", "GET /u/<token>", "GET /users/<phone>", "GET /late/<otp>", "GET"])
+    # werkzeug's access lines (coloured by status): '127.0.0.1 - - [...] "GET /verify/... HTTP/1.1" 400 -'
+    access = {_ANSI.sub("", str(record.body)).split('"')[1] for record in receiver.logs(" HTTP/1.1")}
+    assert access == {f"GET {path} HTTP/1.1" for path in SCRUBBED_PATHS}
+    assert {p.attributes["url.path"] for p in receiver.metric_points("app.requests.by_path")} == SCRUBBED_PATHS
+
+
+@pytest.mark.parametrize("instrumentation", ["kyo", "contrib"])
+def test_codes_and_tokens_in_url_paths_stay_off_the_console(instrumentation):
+    from tests.support.subprocess_python import run_python
+
+    done = run_python(PATHS_APP, env={"INSTRUMENTATION": instrumentation})
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout + done.stderr
+    for raw in PATH_SECRETS:
+        assert raw not in printed, raw
+    for path in SCRUBBED_PATHS:
+        assert f"GET {path} HTTP/1.1" in _ANSI.sub("", printed), path  # the access lines
+        assert f"url.path={path} " in printed, path  # the metrics table (spans show their route)
