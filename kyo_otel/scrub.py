@@ -25,6 +25,11 @@ metric reader applies at each collection). What it does:
 - **URLs** (``url.full``, ``url.query``, ``http.target``, ``http.url``...): the path is kept
   (and scrubbed as text); query values of sensitive keys become ``[scrubbed:<key>]``, those of
   phone and email keys are masked as above, and the others are decoded and scrubbed.
+- **URL paths**, in any text: the segment after a code/otp/token/verify/secret/password/reset/
+  magic-like one, when it reads as a value (a digit, a capital or a ``%``):
+  ``/users/+886*******78/codes/[scrubbed:code]``; ``/codes/new`` and ``/otp/verify`` stay. And the
+  routes the Flask integration hands over (``learn_route``): the values of their variables named
+  like a secret, phone or email key, in their raw paths (``/u/<token>``: ``/u/[scrubbed:token]``).
 - **Keys and names**: attribute keys and the keys of mapping bodies are scrubbed as text
   (``sms.+886912345678`` -> ``sms.+886*******78``; two keys masked alike both stay, the second
   suffixed ``#2``), as are span, event and log event names and the keys and values of a
@@ -47,6 +52,7 @@ import dataclasses
 import itertools
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from types import MappingProxyType
@@ -366,6 +372,7 @@ class Scrubber:
         self.plain_keys: set[Any] = set()
         """Attribute keys found to hold nothing to mask (``keys_change``); bounded."""
         self._routes_seen: set[str] = set()
+        self._routes_lock = threading.Lock()
         self._route_sources: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._routes: tuple[re.Pattern[str], dict[int, tuple[str, ...]]] | None = None
         self.generation = 0
@@ -408,23 +415,33 @@ class Scrubber:
         raw path appears in text (``url.path``, ``url.full``, an access log line), the values of
         its variables named like a secret, a phone number or an email are masked as such a key's
         value would be (``/users/0912****78/confirm/[scrubbed:code]``), whatever the segment before
-        them. Cheap to call on every request: a template is looked at once."""
+        them. Called on the request path: a template seen before costs one set lookup, and this
+        never raises."""
         if template in self._routes_seen:
             return
+        try:
+            with self._routes_lock:  # requests on several threads may meet new routes at once
+                self._learn_route(template)
+        except Exception:
+            _logger.warning("kyo_otel could not read the route %r: its raw paths are scrubbed as text only",
+                            template, exc_info=True)
+
+    def _learn_route(self, template: str) -> None:
         if len(self._routes_seen) < _PLAIN_KEYS_LIMIT:
             self._routes_seen.add(template)
         source = self._route_source(template)
         if source is None or template in self._route_sources:
             return
-        self._route_sources[template] = source
+        sources = {**self._route_sources, template: source}
         groups: dict[int, tuple[str, ...]] = {}
         alternatives = []
         index = 1
-        for pattern, kinds in self._route_sources.values():
+        for pattern, kinds in sources.values():
             groups[index] = kinds
             alternatives.append(f"({pattern})")
             index += 1 + len(kinds)
         self._routes = (re.compile("|".join(alternatives)), groups)  # one assignment: export threads read it
+        self._route_sources = sources
         self._scrub_short.cache_clear()  # texts remembered as plain may hold this route's values
         self.generation += 1
 
