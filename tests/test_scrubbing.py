@@ -912,6 +912,33 @@ def test_a_code_or_token_after_a_code_like_path_segment_is_masked(path, scrubbed
     assert scrubber.scrub_value("url.full", path) == scrubbed
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.lists(st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=8), max_size=3),
+    word=st.sampled_from(["code", "codes", "otp", "token", "tokens", "verify", "secret", "password", "reset", "magic",
+                          "reset-password", "magicLink", "emailVerification", "OTP", "sms_code"]),
+    value=st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~", min_size=1, max_size=40),
+    digit=st.sampled_from("0123456789"),
+    after=st.sampled_from(["", "/confirm", "?lang=en", " HTTP/1.1", '" 404 -', "#top"]),
+)
+def test_any_value_after_a_code_like_segment_is_masked_in_any_path(before, word, value, digit, after):
+    secret = value[: len(value) // 2] + digit + value[len(value) // 2 :]  # a digit somewhere: a value
+    prefix = "".join("/" + segment for segment in before)
+    scrubbed = scrubber.scrub_text(f"GET {prefix}/{word}/{secret}{after}")
+    kept = secret.rstrip(".")  # trailing dots are prose's: "... /verify/482913."
+    assert kept not in scrubbed.split("/")
+    assert scrubbed.startswith(f"GET {prefix}/{word}/[scrubbed:") and scrubbed.endswith(after)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text("abcdefghijklmnopqrstuvwxyz-_", min_size=1, max_size=12), min_size=1, max_size=6))
+def test_a_path_of_words_is_never_changed(segments):
+    # /otp/verify, /codes/new, /tokens/me: words after a code-like segment are routes, not values.
+    path = "/" + "/".join(segments)
+    assert scrubber.scrub_text(path) == path
+    assert scrubber.scrub_text(f"GET {path}/verify/code/tokens HTTP/1.1") == f"GET {path}/verify/code/tokens HTTP/1.1"
+
+
 def test_a_routes_secret_phone_and_email_variables_are_masked_wherever_its_raw_path_appears():
     own = Scrubber()
     paths = ["/confirm/qwzxkvbn", '"GET /users/886912345678/links/kqzvbwmx HTTP/1.1" 200',
