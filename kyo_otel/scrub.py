@@ -133,21 +133,18 @@ _PATH_LABELS = {
 
 
 def _trie(words: Iterable[str]) -> str:
-    """An alternation of ``words`` as a prefix tree (``c(?:ode|onfirm)``): the regex engine tries
+    """An alternation of ``words`` as a prefix tree (``co(?:de|nfirm)``): the regex engine tries
     the alternatives of one position after another, and most fail on their first letter."""
     heads: dict[str, list[str]] = {}
     for word in words:
         heads.setdefault(word[:1], []).append(word[1:])
-    alternatives = []
-    for head, tails in sorted(heads.items(), key=lambda item: item[0] == ""):  # the empty tail last
-        if head == "":
-            continue
-        rest = _trie(tails)
-        alternatives.append(re.escape(head) + rest)
-    body = "|".join(alternatives)
-    if "" in heads:
-        return f"(?:{body})?" if body else ""
-    return f"(?:{body})" if len(alternatives) > 1 else body
+    optional = heads.pop("", None) is not None  # a word ends here
+    alternatives = [re.escape(head) + _trie(tails) for head, tails in sorted(heads.items())]
+    if not alternatives:
+        return ""
+    if len(alternatives) == 1 and not optional:
+        return alternatives[0]
+    return "(?:" + "|".join(alternatives) + ")" + ("?" if optional else "")
 
 
 _PATH_WORDS = _trie(_PATH_LABELS)

@@ -912,6 +912,15 @@ def test_a_code_or_token_after_a_code_like_path_segment_is_masked(path, scrubbed
     assert scrubber.scrub_value("url.full", path) == scrubbed
 
 
+def test_every_code_like_path_word_is_a_word_of_the_path_rule():
+    from kyo_otel.scrub import PATH_SECRET_WORDS
+
+    for label, words in PATH_SECRET_WORDS.items():
+        for word in words:
+            for segment in (word, word + "s", word.upper(), "email-" + word, "email" + word.capitalize()):
+                assert scrubber.scrub_text(f"/{segment}/Ab12") == f"/{segment}/[scrubbed:{label}]", segment
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     before=st.lists(st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=8), max_size=3),
