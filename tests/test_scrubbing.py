@@ -964,6 +964,19 @@ def test_a_routes_secret_phone_and_email_variables_are_masked_wherever_its_raw_p
     assert own.scrub_text("/confirm/qwzxkvbn/extra") == "/confirm/qwzxkvbn/extra"
 
 
+def test_a_route_that_starts_with_a_variable_masks_whole_paths_only():
+    own = Scrubber()
+    own.learn_route("/<token>")  # a link shortener's, or a magic link's
+    own.learn_route("/<otp>/for/<phone>")
+    assert [own.scrub_text(t) for t in (
+        '"GET /qwzxkvbn HTTP/1.1" 302', "http://localhost:8000/qwzxkvbn?utm=1", "/qwzxkvbn", "HTTP/1.1",
+        "v2/qwzxkvbn", "/abcdef/for/886912345678",
+    )] == [
+        '"GET /[scrubbed:token] HTTP/1.1" 302', "http://localhost:8000/[scrubbed:token]?utm=1", "/[scrubbed:token]",
+        "HTTP/1.1", "v2/qwzxkvbn", "/[scrubbed:otp]/for/8869******78",
+    ]
+
+
 def test_the_otlp_encoder_forgets_what_it_encoded_before_a_route_was_learned():
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
