@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import NoOpMeterProvider
@@ -75,11 +76,14 @@ def _install_request_hooks(
     excluded: tuple[str, ...],
     request_context: RequestContext | None,
     active: ActiveTenants | None,
+    learn_route: Callable[[str], None] | None = None,
 ) -> None:
     """With ``active`` (metrics on), the request's latency by route template and its tenant among
     the active ones; with ``request_context`` (when no kyo_otel server span enters it), the request
     and tenant ids for the request's log records and span, and ``X-Request-Id`` echoed in the
-    response (kyo_otel's WSGI wrapper echoes it itself when it enters the context).
+    response (kyo_otel's WSGI wrapper echoes it itself when it enters the context); with
+    ``learn_route``, the matched route template, before the request's span ends and its access
+    line is logged (``Scrubber.learn_route``: a route added after ``instrument_app``).
 
     One hook on each side of the request rather than one per concern: each Flask hook and each
     ``request`` lookup costs the request a few microseconds.
@@ -115,13 +119,15 @@ def _install_request_hooks(
                 for name, value in request_context.response_headers(state):
                     if name not in headers:
                         headers[name] = value
-        if active is None:  # metrics off
+        if active is None and learn_route is None:  # metrics and scrubbing off
             return response
         current = request._get_current_object()  # one context lookup instead of one per attribute
-        start = current.environ.get(_START)
-        if start is None or current.path in excluded_set:
-            return response
         rule = current.url_rule
+        if learn_route is not None and rule is not None:
+            learn_route(rule.rule)
+        start = current.environ.get(_START)
+        if active is None or start is None or current.path in excluded_set:
+            return response
         status = response.status_code
         recorder().request(rule.rule if rule is not None else None, current.method, status, time.perf_counter() - start)
         if status < 400:
@@ -255,8 +261,13 @@ def instrument_app(
             enable_commenter=False,
             excluded_urls=",".join(re.escape(path) + r"(\?|$)" for path in settings.excluded_urls),
         )
+    # Raw paths of routes with a <code>, <token>, <phone>... are scrubbed in every signal.
+    learn_route = telemetry.scrubber.learn_route if telemetry.scrubber is not None else None
+    if learn_route is not None:
+        for rule in app.url_map.iter_rules():
+            learn_route(rule.rule)
     # After the instrumentation's own hooks: the server span is current when ours run.
-    _install_request_hooks(app, settings.excluded_urls, request_context, active)
+    _install_request_hooks(app, settings.excluded_urls, request_context, active, learn_route)
     telemetry.observe_redis(health)
     return app
 

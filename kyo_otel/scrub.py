@@ -25,6 +25,11 @@ metric reader applies at each collection). What it does:
 - **URLs** (``url.full``, ``url.query``, ``http.target``, ``http.url``...): the path is kept
   (and scrubbed as text); query values of sensitive keys become ``[scrubbed:<key>]``, those of
   phone and email keys are masked as above, and the others are decoded and scrubbed.
+- **URL paths**, in any text: the segment after a code/otp/token/verify/secret/password/reset/
+  magic-like one, when it reads as a value (a digit, a capital or a ``%``):
+  ``/users/+886*******78/codes/[scrubbed:code]``; ``/codes/new`` and ``/otp/verify`` stay. And the
+  routes the Flask integration hands over (``learn_route``): the values of their variables named
+  like a secret, phone or email key, in their raw paths (``/u/<token>``: ``/u/[scrubbed:token]``).
 - **Keys and names**: attribute keys and the keys of mapping bodies are scrubbed as text
   (``sms.+886912345678`` -> ``sms.+886*******78``; two keys masked alike both stay, the second
   suffixed ``#2``), as are span, event and log event names and the keys and values of a
@@ -47,6 +52,7 @@ import dataclasses
 import itertools
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from types import MappingProxyType
@@ -113,6 +119,50 @@ _CODE_WORDS = (
     # the camelCase keys of JSON bodies too (verifyCode, mfaCode): snake_case ones end in "code"
     r"(?:verify|auth|login|mfa|security|confirmation|one[_-]?time|reset)[_-]?code|code|otp|pin|passcode"
 )
+# URL path segments whose next segment is a secret, by the label it gets: /codes/482913 ->
+# /codes/[scrubbed:code]. Whole words of the segment (split at - _ and camelCase), plural or not.
+PATH_SECRET_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "code": ("code", "otp", "passcode", "verify", "verification"),
+    "token": ("token", "magic", "reset", "confirm", "confirmation", "activate", "activation", "invite", "invitation"),
+    "secret": ("secret",),
+    "password": ("password", "passwd"),
+})
+_PATH_LABELS = {
+    plural: label for label, words in PATH_SECRET_WORDS.items() for word in words for plural in (word, word + "s")
+}
+
+
+def _trie(words: Iterable[str]) -> str:
+    """An alternation of ``words`` as a prefix tree (``co(?:de|nfirm)``): the regex engine tries
+    the alternatives of one position after another, and most fail on their first letter."""
+    heads: dict[str, list[str]] = {}
+    for word in words:
+        heads.setdefault(word[:1], []).append(word[1:])
+    optional = heads.pop("", None) is not None  # a word ends here
+    alternatives = [re.escape(head) + _trie(tails) for head, tails in sorted(heads.items())]
+    if not alternatives:
+        return ""
+    if len(alternatives) == 1 and not optional:
+        return alternatives[0]
+    return "(?:" + "|".join(alternatives) + ")" + ("?" if optional else "")
+
+
+_PATH_WORDS = _trie(_PATH_LABELS)
+# The segment after one: it must look like a value, not a word (a digit, a capital or a % in it),
+# and its trailing punctuation is prose's (".../verify/482913.").
+_PATH_SEGMENT = r"[^/?#\s\"'<>]"
+_PATH_VALUE = _PATH_SEGMENT + r"*[^/?#\s\"'<>),.;:\]]"
+# A Flask route's variables (<code>, <int:id>, <string(length=6):otp>) and what their raw values
+# may be in a path: one segment, or for the path converter several.
+_ROUTE_VARIABLE = re.compile(
+    r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\((?P<arguments>.*?)\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>"
+)
+_ROUTE_VALUE = r"[^/?#\s\"'<>]+"
+_ROUTE_PATH_VALUE = r"[^?#\s\"'<>]+"
+_PATH_START = r"/(?:(?<![^\s\"'(\[=,]/)|/[^/?#\s\"'<>]*/)"
+"""The "/" where a path starts: at the start of the text or after a space, quote or ``=``; or the
+"//host/" of a URL."""
+_PATH_END = r"(?=[?#\s\"'<>]|\Z)"
 _NOT_ALNUM_BEFORE = r"(?<![0-9A-Za-z])"
 _NOT_ALNUM_AFTER = r"(?![0-9A-Za-z])"
 _KEY_SEPARATOR = r"[\"']?[ \t]*[:=][ \t]*[\"']?"
@@ -161,6 +211,17 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
         r"(?=[Bb])" + _NOT_ALNUM_BEFORE + r"(?i:bearer)[ \t]+(?P<bearer_value>[A-Za-z0-9\-._~+/]{12,}=*)",
     ),
     (
+        # A URL path segment after a code/token-like one: /verify/482913, /users/.../codes/482913,
+        # /reset-password/Zx8aB..., /auth/magicLink/...; a segment that reads as a word stays
+        # (/otp/verify, /codes/new, /tokens/me), as does a keyword segment with nothing after it.
+        # The next segment is checked first (most paths have no value after a word: cheap to
+        # rule out); then the segment's words are read one by one (each ends at - or _ or before
+        # a capital: one way to read a segment, no backtracking), until a word of the list.
+        "path",
+        r"/(?=[A-Za-z0-9_\-]+/" + _PATH_SEGMENT + r"*[0-9A-Z%])(?P<path_key>(?:[A-Za-z0-9][a-z0-9]*(?:[_\-]|(?=[A-Z])))*?"
+        r"(?i:" + _PATH_WORDS + r")(?![a-z])[A-Za-z0-9_\-]*)/(?P<path_value>" + _PATH_VALUE + r")",
+    ),
+    (
         "phone",
         # Each alternative starts with a literal (+ % ( 0) so that a digit-heavy string without
         # one is skipped at C speed; the lookbehinds after it check what precedes that literal.
@@ -180,7 +241,7 @@ _TRACE_STATE_KEY = re.compile(r"[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{
 """A W3C trace-state key (``vendor``, or ``tenant@vendor`` whose tenant may start with a digit)."""
 _LABELS = {"userinfo": "password", "code_first": "code", "jwt": "jwt", "bearer": "bearer"}
 """What the built-in rules other than phone, email, secret and code put in ``[scrubbed:...]``."""
-_WORD_BRANCHES = ("secret", "code", "code_first", "jwt", "bearer")
+_WORD_BRANCHES = ("secret", "code", "code_first", "jwt", "bearer", "path")
 """The branches a sensitive word in the text (``_WORDS_HINT``) calls for."""
 _PHONE_DIGITS = {"international": (8, 15), "local": (9, 11), "dialled": (10, 17)}
 _MIN_LENGTH = 5
@@ -192,6 +253,9 @@ _EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){%d}" % _MIN_PHONE_DIGITS)
 _SIX_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){6}")
 _DIGIT_RUN = re.compile(r"[0-9]+")
 _WORDS_HINT = re.compile(r"code|otp|pin|pass|pwd|secret|token|key|auth|cookie|session|signature|bearer|eyj")
+# ... and the path words the hint lacks, looked for only in a text with a "/" (substring tests:
+# more alternatives in the hint would slow it down on every text).
+_PATH_HINTS = ("verif", "reset", "magic", "confirm", "activat", "invit")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEGMENT_SPLIT = re.compile(r"[._\-\s/:\[\]]+")  # brackets: a form's user[password]
 
@@ -305,6 +369,13 @@ class Scrubber:
         self._scrub_short = lru_cache(maxsize=4096)(self._scrub_text)
         self.plain_keys: set[Any] = set()
         """Attribute keys found to hold nothing to mask (``keys_change``); bounded."""
+        self._routes_seen: set[str] = set()
+        self._routes_lock = threading.Lock()
+        self._route_sources: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._routes: tuple[re.Pattern[str], dict[int, tuple[str, ...]]] | None = None
+        self.generation = 0
+        """Counts the routes learned (``learn_route``): what was scrubbed before may now scrub
+        differently, so a cache of scrubbed values (``kyo_otel.otlp_wire``) starts over."""
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -335,6 +406,100 @@ class Scrubber:
             return "email"
         return None
 
+    # -- routes ------------------------------------------------------------------------------
+
+    def learn_route(self, template: str) -> None:
+        """A Flask route template (``/users/<phone>/confirm/<code>``): from now on, wherever its
+        raw path appears in text (``url.path``, ``url.full``, an access log line), the values of
+        its variables named like a secret, a phone number or an email are masked as such a key's
+        value would be (``/users/0912****78/confirm/[scrubbed:code]``), whatever the segment before
+        them. Called on the request path: a template seen before costs one set lookup, and this
+        never raises."""
+        if template in self._routes_seen:
+            return
+        try:
+            with self._routes_lock:  # requests on several threads may meet new routes at once
+                self._learn_route(template)
+        except Exception:
+            _logger.warning("kyo_otel could not read the route %r: its raw paths are scrubbed as text only",
+                            template, exc_info=True)
+
+    def _learn_route(self, template: str) -> None:
+        if len(self._routes_seen) < _PLAIN_KEYS_LIMIT:
+            self._routes_seen.add(template)
+        source = self._route_source(template)
+        if source is None or template in self._route_sources:
+            return
+        sources = {**self._route_sources, template: source}
+        # A route's groups are its sensitive variables, numbered on from the previous route's: the
+        # last group of a match (lastindex) says which route matched. No group around a whole
+        # route: every alternative then starts with a literal "/", which the regex engine looks
+        # for at C speed instead of trying each route at each position.
+        groups: dict[int, tuple[int, tuple[str, ...]]] = {}
+        alternatives = []
+        index = 1
+        for pattern, kinds in sources.values():
+            groups[index + len(kinds) - 1] = (index, kinds)
+            alternatives.append(pattern)
+            index += len(kinds)
+        self._routes = (re.compile("|".join(alternatives)), groups)  # one assignment: export threads read it
+        self._route_sources = sources
+        self._scrub_short.cache_clear()  # texts remembered as plain may hold this route's values
+        self.generation += 1
+
+    def _route_source(self, template: str) -> tuple[str, tuple[str, ...]] | None:
+        """The pattern of a route's raw paths (a group per sensitive variable) and those variables'
+        kinds; ``None`` when no variable is sensitive."""
+        parts, kinds = [], []
+        position = 0
+        for variable in _ROUTE_VARIABLE.finditer(template):
+            parts.append(re.escape(template[position:variable.start()]))
+            value = _ROUTE_PATH_VALUE if variable.group("converter") == "path" else _ROUTE_VALUE
+            kind = self._variable_kind(variable.group("name"))
+            parts.append(f"(?:{value})" if kind is None else f"({value})")
+            if kind is not None:
+                kinds.append(kind)
+            position = variable.end()
+        if not kinds:
+            return None
+        parts.append(re.escape(template[position:]))
+        pattern = "".join(parts)
+        if template.startswith("/<"):  # a route that starts with a variable matches only where a path starts
+            pattern = _PATH_START + pattern[1:]  # (its own "/" is the start's)
+        return f"(?:{pattern}{_PATH_END})", tuple(kinds)
+
+    def _variable_kind(self, name: str) -> str | None:
+        """``secret:<label>``, ``phone`` or ``email`` for a route variable named like such a key
+        (``code``, ``otp``, ``reset_token``, ``magic``, ``phone``), else ``None``."""
+        kind = self.key_kind(name)
+        if kind is not None and (kind.startswith("secret:") or kind == "phone" or kind == "email"):
+            return kind
+        words = _SEGMENT_SPLIT.split(_CAMEL_BOUNDARY.sub("_", name).lower())
+        label = next((_PATH_LABELS[w] for w in reversed(words) if w in _PATH_LABELS), None)
+        return None if label is None else "secret:" + label
+
+    def _scrub_routes(self, text: str) -> str:
+        """``text`` with the sensitive values of the learned routes' raw paths masked."""
+        routes = self._routes
+        if routes is None or "/" not in text:
+            return text
+        pattern, groups = routes
+        if pattern.search(text) is None:  # the usual answer, and cheaper to get than from sub()
+            return text
+
+        def replace(match: re.Match[str]) -> str:
+            first, kinds = groups[match.lastindex or 0]
+            found, start = match.group(0), match.start()
+            out, position = [], 0
+            for group, kind in enumerate(kinds, first):
+                begin, end = match.span(group)
+                out.append(found[position:begin - start])
+                out.append(_masked_path_value(kind, match.group(group)))
+                position = end - start
+            return "".join(out) + found[position:]
+
+        return pattern.sub(replace, text)
+
     # -- text --------------------------------------------------------------------------------
 
     def _pattern_for(self, text: str) -> re.Pattern[str] | None:
@@ -344,7 +509,8 @@ class Scrubber:
         if self._extra:
             return self._pattern
         lowered = text.lower()
-        key = ("@" in text or "%40" in text, _WORDS_HINT.search(lowered) is not None, _EIGHT_DIGITS.match(text) is not None)
+        words = _WORDS_HINT.search(lowered) is not None or ("/" in text and _has_path_word(lowered))
+        key = ("@" in text or "%40" in text, words, _EIGHT_DIGITS.match(text) is not None)
         return self._patterns.get(key)
 
     def may_match(self, text: str) -> bool:
@@ -358,6 +524,8 @@ class Scrubber:
         return self._scrub_text(text)
 
     def _scrub_text(self, text: str) -> str:
+        if self._routes is not None:
+            text = self._scrub_routes(text)
         pattern = self._pattern_for(text)
         return text if pattern is None else pattern.sub(self._replace, text)
 
@@ -374,6 +542,8 @@ class Scrubber:
             return mask_email(found)
         if kind == "secret" or kind == "code":
             label = _normal(match.group(kind + "_key"))
+        elif kind == "path":
+            label = _path_label(match.group("path_key"))
         else:
             label = _LABELS.get(kind) or self._labels.get(kind, "custom")
         value = kind + "_value"
@@ -545,6 +715,29 @@ class Scrubber:
             if result is not None:
                 result[key] = scrubbed
         return result
+
+
+def _masked_path_value(kind: str, value: str) -> str:
+    """A route variable's value from a raw path, masked as the value of a key of ``kind``."""
+    if kind.startswith("secret:"):
+        return SCRUBBED.format(kind[7:])
+    decoded = unquote(value)
+    if kind == "phone":
+        return mask_phone(decoded) if _SIX_DIGITS.match(decoded) is not None else value
+    return mask_email(decoded) if "@" in decoded else value  # email
+
+
+def _has_path_word(lowered: str) -> bool:
+    for word in _PATH_HINTS:
+        if word in lowered:
+            return True
+    return False
+
+
+def _path_label(segment: str) -> str:
+    """The label of a path segment's secret word (``reset-password`` -> ``password``: the last one)."""
+    words = _SEGMENT_SPLIT.split(_CAMEL_BOUNDARY.sub("_", segment).lower())
+    return next((_PATH_LABELS[w] for w in reversed(words) if w in _PATH_LABELS), "code")
 
 
 def _normal(key: str) -> str:

@@ -873,3 +873,214 @@ def test_a_set_in_a_mapping_body_is_scrubbed_element_by_element():
     # A set (or frozenset) was returned as it was: the console exporter prints it with str().
     assert scrubber.scrub_value(None, {"recipients": {"+886912345678"}, "done": frozenset({"ops@example.com"})}) == {
         "recipients": ["+886*******78"], "done": ["o***@example.com"]}
+
+
+# --- codes and secrets in URL paths ---------------------------------------------------------
+# The real ADOT collector showed a one-time code reaching X-Ray's http.request.url raw: a 404 on
+# /users/<phone>/codes/<code> had its phone number masked, not its code; so did any matched route
+# with a <code> or <token> in its path. The raw path is also in werkzeug's access line.
+
+
+@pytest.mark.parametrize(
+    ("path", "scrubbed"),
+    [
+        ("/users/+886912345678/codes/739184", "/users/+886*******78/codes/[scrubbed:code]"),
+        ("/verify/739184", "/verify/[scrubbed:code]"),
+        ("/api/otp/482913/confirm", "/api/otp/[scrubbed:code]/confirm"),
+        ("/reset-password/Zx8aBq2", "/reset-password/[scrubbed:password]"),
+        ("/auth/magicLink/kQzvBwmx", "/auth/magicLink/[scrubbed:token]"),
+        ("/emailVerifications/ab12cd", "/emailVerifications/[scrubbed:code]"),
+        ("/v1/tokens/tk_9f8e7d6c?expand=1", "/v1/tokens/[scrubbed:token]?expand=1"),
+        ("/secrets/%2Fs3cr3t", "/secrets/[scrubbed:secret]"),
+        ('"GET /OTP/739184 HTTP/1.1" 404 -', '"GET /OTP/[scrubbed:code] HTTP/1.1" 404 -'),
+        ("https://otp.example.com/verify/739184.", "https://otp.example.com/verify/[scrubbed:code]."),
+        # Look-alikes stay: a listing, a route named for the action, words, ids under other names.
+        ("/codes", "/codes"),
+        ("/codes/new", "/codes/new"),
+        ("/otp/verify", "/otp/verify"),
+        ("/verify", "/verify"),
+        ("/tokens/me", "/tokens/me"),
+        ("/v1/status", "/v1/status"),
+        ("/barcode/4006381333931", "/barcode/4006381333931"),
+        ("/tokenizer/v2", "/tokenizer/v2"),
+        ("GET /verify/<code>", "GET /verify/<code>"),
+        ("https://otp.example.com/Ab12", "https://otp.example.com/Ab12"),
+    ],
+)
+def test_a_code_or_token_after_a_code_like_path_segment_is_masked(path, scrubbed):
+    assert scrubber.scrub_text(path) == scrubbed
+    assert scrubber.scrub_value("url.full", path) == scrubbed
+
+
+def test_every_code_like_path_word_is_a_word_of_the_path_rule():
+    from kyo_otel.scrub import PATH_SECRET_WORDS
+
+    for label, words in PATH_SECRET_WORDS.items():
+        for word in words:
+            for segment in (word, word + "s", word.upper(), "email-" + word, "email" + word.capitalize()):
+                assert scrubber.scrub_text(f"/{segment}/Ab12") == f"/{segment}/[scrubbed:{label}]", segment
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.lists(st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=8), max_size=3),
+    word=st.sampled_from(["code", "codes", "otp", "token", "tokens", "verify", "secret", "password", "reset", "magic",
+                          "reset-password", "magicLink", "emailVerification", "OTP", "sms_code"]),
+    value=st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~", min_size=1, max_size=40),
+    digit=st.sampled_from("0123456789"),
+    after=st.sampled_from(["", "/confirm", "?lang=en", " HTTP/1.1", '" 404 -', "#top"]),
+)
+def test_any_value_after_a_code_like_segment_is_masked_in_any_path(before, word, value, digit, after):
+    secret = value[: len(value) // 2] + digit + value[len(value) // 2 :]  # a digit somewhere: a value
+    prefix = "".join("/" + segment for segment in before)
+    scrubbed = scrubber.scrub_text(f"GET {prefix}/{word}/{secret}{after}")
+    kept = secret.rstrip(".")  # trailing dots are prose's: "... /verify/482913."
+    assert kept not in scrubbed.split("/")
+    assert scrubbed.startswith(f"GET {prefix}/{word}/[scrubbed:") and scrubbed.endswith(after)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text("abcdefghijklmnopqrstuvwxyz-_", min_size=1, max_size=12), min_size=1, max_size=6))
+def test_a_path_of_words_is_never_changed(segments):
+    # /otp/verify, /codes/new, /tokens/me: words after a code-like segment are routes, not values.
+    path = "/" + "/".join(segments)
+    assert scrubber.scrub_text(path) == path
+    assert scrubber.scrub_text(f"GET {path}/verify/code/tokens HTTP/1.1") == f"GET {path}/verify/code/tokens HTTP/1.1"
+
+
+def test_a_routes_secret_phone_and_email_variables_are_masked_wherever_its_raw_path_appears():
+    own = Scrubber()
+    paths = ["/confirm/qwzxkvbn", '"GET /users/886912345678/links/kqzvbwmx HTTP/1.1" 200',
+             "http://localhost/confirm/zxqw?x=1", "/files/a/reset/b", "/orders/12345678"]
+    assert [own.scrub_text(p) for p in paths] == paths  # nothing says these are secrets yet...
+    for route in ("/confirm/<code>", "/users/<phone>/links/<magic>", "/files/<path:reset_token>",
+                  "/orders/<int:order_id>"):
+        own.learn_route(route)
+    # ... the routes do (and texts remembered as plain are scrubbed again).
+    assert [own.scrub_text(p) for p in paths] == [
+        "/confirm/[scrubbed:code]", '"GET /users/8869******78/links/[scrubbed:token] HTTP/1.1" 200',
+        "http://localhost/confirm/[scrubbed:code]?x=1", "/files/[scrubbed:token]", "/orders/12345678"]
+    # A path the route does not match in full is left to the other rules.
+    assert own.scrub_text("/confirm/qwzxkvbn/extra") == "/confirm/qwzxkvbn/extra"
+
+
+def test_a_route_that_starts_with_a_variable_masks_whole_paths_only():
+    own = Scrubber()
+    own.learn_route("/<token>")  # a link shortener's, or a magic link's
+    own.learn_route("/<otp>/for/<phone>")
+    assert [own.scrub_text(t) for t in (
+        '"GET /qwzxkvbn HTTP/1.1" 302', "http://localhost:8000/qwzxkvbn?utm=1", "/qwzxkvbn", "HTTP/1.1",
+        "v2/qwzxkvbn", "/abcdef/for/886912345678",
+    )] == [
+        '"GET /[scrubbed:token] HTTP/1.1" 302', "http://localhost:8000/[scrubbed:token]?utm=1", "/[scrubbed:token]",
+        "HTTP/1.1", "v2/qwzxkvbn", "/[scrubbed:otp]/for/8869******78",
+    ]
+
+
+def test_the_otlp_encoder_forgets_what_it_encoded_before_a_route_was_learned():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from kyo_otel.otlp_wire import SpanEncoder
+
+    finished = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    provider.get_tracer("paths").start_span("GET", attributes={"url.path": "/confirm/qwzxkvbn"}).end()
+    [span] = finished.get_finished_spans()
+    own = Scrubber()
+    encoder = SpanEncoder(own)
+    assert b"/confirm/qwzxkvbn" in encoder.encode([span])
+    own.learn_route("/confirm/<code>")  # a route added after the app was instrumented
+    assert b"/confirm/qwzxkvbn" not in encoder.encode([span])
+    assert b"/confirm/[scrubbed:code]" in encoder.encode([span])
+
+
+PATHS_APP = """
+    import json, logging, os, threading, urllib.error, urllib.request
+    import flask
+    from opentelemetry import metrics
+    from werkzeug.serving import make_server
+    import kyo_otel
+
+    app = flask.Flask("path_scrub")
+
+    @app.get("/verify/<code>")
+    def verify(code):
+        return {"verified": False}, 400
+
+    @app.get("/u/<token>")
+    def magic_link(token):
+        return {"signed_in": False}, 401
+
+    @app.get("/users/<phone>")
+    def user(phone):
+        return {"user": None}
+
+    if os.environ.get("ENDPOINT"):
+        kyo_otel.configure(environment="production", service_name="path-scrub", otlp_endpoint=os.environ["ENDPOINT"],
+                           instrumentation=os.environ["INSTRUMENTATION"], app=app)
+    else:
+        kyo_otel.configure(environment="development", console_format="json", service_name="path-scrub",
+                           instrumentation=os.environ["INSTRUMENTATION"], app=app)
+
+    @app.get("/late/<otp>")  # added after the app was instrumented
+    def late(otp):
+        return {"verified": False}, 400
+
+    by_path = metrics.get_meter("path_scrub").create_counter("app.requests.by_path")
+
+    @app.after_request
+    def count(response):
+        by_path.add(1, {"url.path": flask.request.path})
+        return response
+
+    server = make_server("127.0.0.1", 0, app)  # werkzeug's server: its access line has the raw path
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    statuses = []
+    for path in ("/verify/739184", "/u/kqzvbwmx", "/users/886912345678", "/late/qwzxkvbn",
+                 "/users/+886912345678/codes/739184"):
+        try:
+            statuses.append(opener.open(f"http://127.0.0.1:{server.port}{path}").status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+    server.shutdown()
+    assert statuses == [400, 401, 200, 400, 404], statuses
+    assert kyo_otel.shutdown(), "flushed within the bound"
+"""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+PATH_SECRETS = ("739184", "kqzvbwmx", "886912345678", "qwzxkvbn")
+SCRUBBED_PATHS = {"/verify/[scrubbed:code]", "/u/[scrubbed:token]", "/users/8869******78", "/late/[scrubbed:otp]",
+                  "/users/+886*******78/codes/[scrubbed:code]"}
+
+
+@pytest.mark.parametrize("instrumentation", ["kyo", "contrib"])
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_codes_and_tokens_in_url_paths_reach_no_signal_over_otlp(protocol, instrumentation):
+    receiver = _received(PATHS_APP, protocol, INSTRUMENTATION=instrumentation)
+    for raw in PATH_SECRETS:
+        assert not receiver.contains(raw), raw
+    servers = [span for span in receiver.spans() if span.kind == 2]  # SERVER
+    assert {span.attributes["url.path"] for span in servers} == SCRUBBED_PATHS
+    assert sorted(span.name for span in servers) == sorted(
+        ["GET /verify/<code>", "GET /u/<token>", "GET /users/<phone>", "GET /late/<otp>", "GET"])
+    # werkzeug's access lines (coloured by status): '127.0.0.1 - - [...] "GET /verify/... HTTP/1.1" 400 -'
+    access = {_ANSI.sub("", str(record.body)).split('"')[1] for record in receiver.logs(" HTTP/1.1")}
+    assert access == {f"GET {path} HTTP/1.1" for path in SCRUBBED_PATHS}
+    assert {p.attributes["url.path"] for p in receiver.metric_points("app.requests.by_path")} == SCRUBBED_PATHS
+
+
+@pytest.mark.parametrize("instrumentation", ["kyo", "contrib"])
+def test_codes_and_tokens_in_url_paths_stay_off_the_console(instrumentation):
+    from tests.support.subprocess_python import run_python
+
+    done = run_python(PATHS_APP, env={"INSTRUMENTATION": instrumentation})
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout + done.stderr
+    for raw in PATH_SECRETS:
+        assert raw not in printed, raw
+    for path in SCRUBBED_PATHS:
+        assert f"GET {path} HTTP/1.1" in _ANSI.sub("", printed), path  # the access lines
+        assert f"url.path={path} " in printed, path  # the metrics table (spans show their route)

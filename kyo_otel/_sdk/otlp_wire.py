@@ -123,6 +123,11 @@ class _WireEncoder:
         self._failures = _FailClosed(self.signal, "scrub or encode")
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, tuple[bytes, bytes]]] = {}
+        self._generation = scrubber.generation if scrubber is not None else 0
+
+    def _forget(self) -> None:
+        """Drop the cached scrubbed fields: the scrubber learned a route since they were cached."""
+        self._fields.clear()
 
     # -- pieces ------------------------------------------------------------------------
 
@@ -227,6 +232,9 @@ class _WireEncoder:
 
     def _batch(self, items: Sequence[Any], encode_item: Any) -> bytes:
         """Resource{Spans,Logs} fields for the items (field numbers are the same in both)."""
+        if self.scrubber is not None and self.scrubber.generation != self._generation:
+            self._generation = self.scrubber.generation
+            self._forget()
         by_identity: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
         for item in items:
             try:
@@ -266,6 +274,10 @@ class SpanEncoder(_WireEncoder):
     def __init__(self, scrubber: Scrubber | None = None) -> None:
         super().__init__(scrubber)
         self._names: dict[str, bytes] = {}
+
+    def _forget(self) -> None:
+        super()._forget()
+        self._names.clear()
 
     def _name(self, name: str) -> bytes:
         encoded = self._names.get(name)
@@ -364,6 +376,10 @@ class LogEncoder(_WireEncoder):
         super().__init__(scrubber)
         self._bodies: dict[str, bytes] = {}
         self._severities: dict[tuple[Any, str | None], bytes] = {}
+
+    def _forget(self) -> None:
+        super()._forget()
+        self._bodies.clear()
 
     def _body(self, body: Any) -> bytes:
         """The body field, scrubbed. A short text body is cached: most are a fixed message."""

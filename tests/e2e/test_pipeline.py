@@ -184,14 +184,7 @@ def test_no_phone_number_email_or_secret_reached_aws(stored):
     assert leaks(stored.everything(), stored.ledger, ("phone", "email", "secret")) == []
 
 
-def test_no_code_reached_aws_but_in_url_paths(stored):
-    """Codes in request bodies, logs and exception messages stay out; the path case is below."""
-    without_urls = re.sub(r'"url": "[^"]*"', '"url": ""', stored.everything())
-    assert leaks(without_urls, stored.ledger, ("code",)) == []
-
-
-@pytest.mark.xfail(strict=False, reason="path scrubbing lands from i18s")
 def test_no_code_reached_aws(stored):
-    # Seen before the fix: X-Ray's http.request.url of the 404s keeps the code in
-    # /users/<phone>/codes/<code> (the phone is masked) and in /verify/<code>.
+    """No code anywhere, URL paths included: before the path rules, X-Ray's http.request.url of the 404s kept the code
+    in /users/<phone>/codes/<code> (the phone was masked) and in /verify/<code>."""
     assert leaks(stored.everything(), stored.ledger, ("code",)) == []
