@@ -6,7 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test demo bench redis-server clean
+# The oldest versions pyproject.toml declares (constraints/oldest.txt) on the oldest Python it
+# declares, in a virtualenv of their own: `make test-oldest`.
+PYTHON_OLDEST ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3.10) python3.10)
+OLDEST        := .venv-oldest
+OLDEST_STAMP  := $(OLDEST)/.installed
+
+.PHONY: run test test-oldest demo bench redis-server clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +33,16 @@ run: $(STAMP)
 test: $(STAMP) redis-server
 	$(BIN)/python -m pytest
 
+$(OLDEST_STAMP): pyproject.toml constraints/oldest.txt
+	$(PYTHON_OLDEST) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet -c constraints/oldest.txt -e ".[test]"
+	touch $(OLDEST_STAMP)
+
+# The fast part of the suite and every fast-path contract test (marker fastpath), at the oldest
+# versions. The infra extra (CDK) is not installed there: its test reports a skip.
+test-oldest: $(OLDEST_STAMP) redis-server
+	$(OLDEST)/bin/python -m pytest -m "not slow or fastpath"
+
 demo: $(STAMP)
 	$(BIN)/python -m sample_app demo
 
@@ -40,4 +56,4 @@ bench: $(STAMP) redis-server
 	$(BIN)/python benchmarks/overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis cdk.out
+	rm -rf $(VENV) $(OLDEST) .pytest_cache .hypothesis cdk.out

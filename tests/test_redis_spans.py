@@ -15,7 +15,7 @@ from kyo_otel.health import RedisHealth
 from tests.support.redis_server import RedisServer
 from tests.support.subprocess_python import last_json_line, run_python
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.fastpath]
 
 PHONE_KEY = "otp:+886912345678"
 CODE = "424242"
