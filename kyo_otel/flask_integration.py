@@ -9,7 +9,6 @@ adds no series. The instrumentation's own metrics are off (see ``kyo_otel.catalo
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import SpanKind
 
 from kyo_otel import catalog, context, flask_spans
+from kyo_otel.excluded_urls import ExcludedUrls
 from kyo_otel.health import ActiveTenants, RedisHealth
 from kyo_otel.instruments import recorder
 
@@ -83,7 +83,8 @@ def _install_request_hooks(
     from flask import request
     from kyo_otel.runtime_context import current_span
 
-    excluded_set = frozenset(excluded)
+    excluded_urls = ExcludedUrls(excluded)
+    is_excluded = excluded_urls.environ if excluded_urls else None
 
     if request_context is not None:
         begin = request_context.begin
@@ -115,7 +116,7 @@ def _install_request_hooks(
             return response
         current = request._get_current_object()  # one context lookup instead of one per attribute
         start = current.environ.get(_START)
-        if start is None or current.path in excluded_set:
+        if start is None or (is_excluded is not None and is_excluded(current.environ)):
             return response
         rule = current.url_rule
         status = response.status_code
@@ -233,7 +234,7 @@ def instrument_app(
             meter_provider=NoOpMeterProvider(),
             # sqlcommenter tags are for SQL drivers; the context they attach costs every request.
             enable_commenter=False,
-            excluded_urls=",".join(re.escape(path) + r"(\?|$)" for path in settings.excluded_urls),
+            excluded_urls=ExcludedUrls(settings.excluded_urls).contrib_value(),
         )
     # After the instrumentation's own hooks: the server span is current when ours run.
     _install_request_hooks(app, settings.excluded_urls, request_context, active)
