@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -85,25 +86,42 @@ def _installed_and_working(python: Path, workdir: Path) -> dict[str, str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_editable_install_resolves_with_the_pip_python_311_ships(tmp_path: Path) -> None:
-    source = _source_copy(tmp_path / "src")
-    python = _venv_with_python_311_pip(tmp_path / "venv")
-
+def _editable_install(workdir: Path) -> dict[str, str]:
+    source = _source_copy(workdir / "src")
+    python = _venv_with_python_311_pip(workdir / "venv")
     _run([str(python), "-m", "pip", "install", "--quiet", "-e", "."], cwd=source)
-
-    report = _installed_and_working(python, tmp_path)
-    assert report["route"] == "/ping"
+    return _installed_and_working(python, workdir)
 
 
-def test_built_wheel_installs_by_name_with_the_pip_python_311_ships(tmp_path: Path) -> None:
-    source = _source_copy(tmp_path / "src")
-    python = _venv_with_python_311_pip(tmp_path / "venv")
-    wheels = tmp_path / "wheels"
+def _wheel_install(workdir: Path) -> dict[str, str]:
+    source = _source_copy(workdir / "src")
+    python = _venv_with_python_311_pip(workdir / "venv")
+    wheels = workdir / "wheels"
     _run([str(python), "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), "."], cwd=source)
     (wheel,) = wheels.glob("kyo_otel-*.whl")
+    _run([str(python), "-m", "pip", "install", "--quiet", "--find-links", str(wheels), "kyo-otel"], cwd=workdir)
+    return {**_installed_and_working(python, workdir), "wheel": wheel.name}
 
-    _run([str(python), "-m", "pip", "install", "--quiet", "--find-links", str(wheels), "kyo-otel"], cwd=tmp_path)
 
-    report = _installed_and_working(python, tmp_path)
+@pytest.fixture(scope="module")
+def installs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future[dict[str, str]]]:
+    """Both install lines, each into its own fresh virtualenv, side by side (each is mostly
+    waiting on the registry); each test reads its own outcome."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return {
+            "editable": pool.submit(_editable_install, tmp_path_factory.mktemp("editable")),
+            "wheel": pool.submit(_wheel_install, tmp_path_factory.mktemp("wheel")),
+        }
+
+
+def test_editable_install_resolves_with_the_pip_python_311_ships(installs) -> None:
+    report = installs["editable"].result()
+
     assert report["route"] == "/ping"
-    assert wheel.name.startswith(f"kyo_otel-{report['kyo-otel']}-")
+
+
+def test_built_wheel_installs_by_name_with_the_pip_python_311_ships(installs) -> None:
+    report = installs["wheel"].result()
+
+    assert report["route"] == "/ping"
+    assert report["wheel"].startswith(f"kyo_otel-{report['kyo-otel']}-")
