@@ -10,11 +10,16 @@ BIN        := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 STAMP      := $(VENV)/.installed
 
-.PHONY: run test demo doctor bench redis-server clean
+# The oldest versions pyproject.toml declares (constraints/oldest.txt) on the oldest Python it
+# declares, in a virtualenv of their own: `make test-oldest`.
+PYTHON_OLDEST ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3.10) python3.10)
+OLDEST        := .venv-oldest
+OLDEST_STAMP  := $(OLDEST)/.installed
+
+.PHONY: run test test-oldest demo doctor bench redis-server clean
 
 $(VENV)/pyvenv.cfg:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # What running needs: the package and the `app` extra.
 $(RUN_STAMP): pyproject.toml | $(VENV)/pyvenv.cfg
@@ -63,6 +68,16 @@ run: $(RUN_STAMP)
 test: $(STAMP) redis-server $(COLLECTOR)
 	$(BIN)/python -m pytest
 
+$(OLDEST_STAMP): pyproject.toml constraints/oldest.txt
+	$(PYTHON_OLDEST) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet -c constraints/oldest.txt -e ".[test]"
+	touch $(OLDEST_STAMP)
+
+# The fast part of the suite and every fast-path contract test (marker fastpath), at the oldest
+# versions. The infra extra (CDK) is not installed there: its test reports a skip.
+test-oldest: $(OLDEST_STAMP) redis-server
+	$(OLDEST)/bin/python -m pytest -m "not slow or fastpath"
+
 demo: $(RUN_STAMP)
 	$(BIN)/python -m sample_app demo
 
@@ -80,4 +95,4 @@ bench: $(STAMP) redis-server
 	$(BIN)/python benchmarks/overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis cdk.out
+	rm -rf $(VENV) $(OLDEST) .pytest_cache .hypothesis cdk.out

@@ -172,6 +172,18 @@ def _names(raw: Any, name: str, source: str) -> tuple[str, ...]:
     raise ConfigError(name, raw, "a comma-separated list of names", source)
 
 
+def _url_patterns(raw: Any, name: str, source: str) -> tuple[str, ...]:
+    """Regular expressions (see ``kyo_otel.excluded_urls``), each checked here."""
+    from kyo_otel.excluded_urls import check_pattern
+
+    patterns = _names(raw, name, source)
+    for pattern in patterns:
+        problem = check_pattern(pattern)
+        if problem is not None:
+            raise ConfigError(name, raw, f"comma-separated regular expressions ({pattern!r}: {problem})", source)
+    return patterns
+
+
 # --- the table --------------------------------------------------------------------------
 
 
@@ -241,8 +253,9 @@ PARAMS: tuple[Param, ...] = (
     Param("shutdown_timeout", _number(0.1, 300), 5.0, "KYO_OTEL_SHUTDOWN_TIMEOUT", (),
           "seconds shutdown() may take, collector reachable or not"),
     Param("resource_attributes", _key_values, {}, "KYO_OTEL_RESOURCE_ATTRIBUTES", ("OTEL_RESOURCE_ATTRIBUTES",)),
-    Param("excluded_urls", _names, ("/health",), "KYO_OTEL_EXCLUDED_URLS", ("OTEL_PYTHON_FLASK_EXCLUDED_URLS",),
-          "paths traced by no span"),
+    Param("excluded_urls", _url_patterns, (r"/health(\?|$)",), "KYO_OTEL_EXCLUDED_URLS",
+          ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS"),
+          "regular expressions; a request whose full URL contains a match gets no span nor request metric"),
     Param("tenant_allowlist", _names, (), "KYO_OTEL_TENANT_ALLOWLIST", (),
           "tenant ids always kept as a metric dimension"),
     Param("tenant_cardinality_cap", _number(1, 10_000, integer=True), 100, "KYO_OTEL_TENANT_CARDINALITY_CAP", (),

@@ -10,7 +10,6 @@ adds no series. The instrumentation's own metrics are off (see ``kyo_otel.catalo
 from __future__ import annotations
 
 import logging
-import re
 import time
 import weakref
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from opentelemetry.trace import SpanKind
 
 from kyo_otel import catalog, context, flask_spans
 from kyo_otel._sdk.flask_app import has_served_requests
+from kyo_otel.excluded_urls import ExcludedUrls
 from kyo_otel.health import ActiveTenants, RedisHealth
 from kyo_otel.instruments import recorder
 
@@ -91,7 +91,8 @@ def _install_request_hooks(
     from flask import request
     from kyo_otel.runtime_context import current_span
 
-    excluded_set = frozenset(excluded)
+    excluded_urls = ExcludedUrls(excluded)
+    is_excluded = excluded_urls.environ if excluded_urls else None
 
     if request_context is not None:
         begin = request_context.begin
@@ -126,7 +127,7 @@ def _install_request_hooks(
         if learn_route is not None and rule is not None:
             learn_route(rule.rule)
         start = current.environ.get(_START)
-        if active is None or start is None or current.path in excluded_set:
+        if active is None or start is None or (is_excluded is not None and is_excluded(current.environ)):
             return response
         status = response.status_code
         recorder().request(rule.rule if rule is not None else None, current.method, status, time.perf_counter() - start)
@@ -259,7 +260,7 @@ def instrument_app(
             meter_provider=NoOpMeterProvider(),
             # sqlcommenter tags are for SQL drivers; the context they attach costs every request.
             enable_commenter=False,
-            excluded_urls=",".join(re.escape(path) + r"(\?|$)" for path in settings.excluded_urls),
+            excluded_urls=ExcludedUrls(settings.excluded_urls).contrib_value(),
         )
     # Raw paths of routes with a <code>, <token>, <phone>... are scrubbed in every signal.
     learn_route = telemetry.scrubber.learn_route if telemetry.scrubber is not None else None

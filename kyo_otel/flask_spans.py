@@ -21,6 +21,7 @@ import functools
 import logging
 import os
 import re
+import wsgiref.util
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,12 +34,14 @@ from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
     detect_synthetic_user_agent,
+    redact_url,
 )
 
 from kyo_otel._sdk.contrib_flags import mark_app
 from kyo_otel._sdk.propagators import composite_parts
 from kyo_otel.catalog import HTTP_METHODS
 from kyo_otel.errors import ConfigError
+from kyo_otel.excluded_urls import ExcludedUrls
 from kyo_otel.runtime_context import attach, current_context, current_span, detach, with_span
 from kyo_otel.spans import LeanTracer, end_quietly, record_error
 from kyo_otel.version import __version__
@@ -50,6 +53,20 @@ SCOPE = "kyo_otel.flask"
 """Instrumentation scope of the server spans."""
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.21.0"
 """The semantic conventions of the attributes (stable HTTP), as the contrib instrumentation says."""
+LEGACY_SCHEMA_URL = "https://opentelemetry.io/schemas/1.11.0"
+"""The contrib instrumentation's schema when it records only the legacy HTTP attributes."""
+SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+
+
+def http_conventions(opt_in: str | None) -> tuple[bool, bool]:
+    """(legacy, stable): the HTTP attribute names ``OTEL_SEMCONV_STABILITY_OPT_IN`` asks for, read
+    as the contrib instrumentations read it: comma-separated values, ``http/dup`` both sets,
+    ``http`` the stable names, anything else (or nothing) the legacy names. ``configure()`` sets
+    ``http`` when the variable is unset."""
+    values = [value.strip() for value in (opt_in or "").split(",")]
+    if "http/dup" in values:
+        return True, True
+    return ("http" not in values), ("http" in values)
 
 _ORIGINAL = "_kyo_otel_original_wsgi_app"
 _logger = logging.getLogger(__name__)
@@ -246,6 +263,51 @@ def request_attributes(environ: Any, method: str) -> dict[str, Any]:
     return attributes
 
 
+def legacy_request_attributes(environ: Any, method: str) -> dict[str, Any]:
+    """The legacy names (semantic conventions before 1.21) for what ``request_attributes`` reads,
+    as the contrib instrumentation records them (``OTEL_SEMCONV_STABILITY_OPT_IN`` without
+    ``http``, or ``http/dup`` beside the stable ones)."""
+    attributes: dict[str, Any] = {"http.method": method}
+    for key, name in (("SERVER_NAME", "http.server_name"), ("wsgi.url_scheme", "http.scheme")):
+        value = environ.get(key)
+        if value:
+            attributes[name] = value
+    host = environ.get("HTTP_HOST")
+    if host:
+        attributes["net.host.name"] = attributes["http.host"] = host
+    _add_port(attributes, "net.host.port", environ.get("SERVER_PORT"))
+    target = environ.get("RAW_URI")
+    if target is None:
+        target = environ.get("REQUEST_URI")
+    if target:
+        attributes["http.target"] = target
+    else:
+        attributes["http.url"] = redact_url(wsgiref.util.request_uri(environ))
+    address = environ.get("REMOTE_ADDR")
+    if address:
+        attributes["net.peer.ip"] = address
+    _add_port(attributes, "net.peer.port", environ.get("REMOTE_PORT"))
+    name = environ.get("REMOTE_HOST")
+    if name and name != address:
+        attributes["net.peer.name"] = name
+    agent = environ.get("HTTP_USER_AGENT")
+    if agent:
+        attributes["http.user_agent"] = agent
+        synthetic = _synthetic_type(agent)
+        if synthetic:
+            attributes["user_agent.synthetic.type"] = synthetic
+    protocol = environ.get("SERVER_PROTOCOL")
+    if protocol:
+        attributes["http.flavor"] = _protocol_version(protocol)
+    return attributes
+
+
+def _both_conventions(environ: Any, method: str) -> dict[str, Any]:
+    attributes = request_attributes(environ, method)
+    attributes.update(legacy_request_attributes(environ, method))
+    return attributes
+
+
 def _method(environ: Any) -> str:
     method = environ.get("REQUEST_METHOD", "")
     if method in HTTP_METHODS:
@@ -321,14 +383,14 @@ def _record_exception(sender: Any, exception: BaseException, **_: Any) -> None:
         span.set_attributes(route)
 
 
-def _failed(span: Any, exc: BaseException) -> None:
+def _failed(span: Any, exc: BaseException, stable: bool = True) -> None:
     """An exception out of the application: recorded (once: Flask's signal may have done it), the
     span ended; a failure to record it is swallowed, the exception goes on untouched."""
     try:
         if not _recorded(span):
             record_error(span, exc)
         recorded = getattr(span, "attributes", None)
-        if recorded is not None and "http.response.status_code" not in recorded:
+        if stable and recorded is not None and "http.response.status_code" not in recorded:
             span.set_attribute("error.type", type(exc).__qualname__)  # no response: the exception says why
         span.end()
     except Exception:
@@ -377,10 +439,11 @@ def _adding(start_response: Callable[..., Any], added: Sequence[tuple[str, str]]
 
 
 def instrument(
-    app: Flask, tracer_provider: Any, excluded_paths: Iterable[str] = (), request_context: RequestContext | None = None
+    app: Flask, tracer_provider: Any, excluded_urls: Iterable[str] = (), request_context: RequestContext | None = None
 ) -> None:
-    """Give every request of ``app`` a server span (none for ``excluded_paths``), inside
-    ``request_context`` when given (the excluded requests too).
+    """Give every request of ``app`` a server span (none for ``excluded_urls``: regular expressions
+    searched in the request's URL, see ``kyo_otel.excluded_urls``), inside ``request_context``
+    when given (the excluded requests too).
 
     Marks the app as instrumented the way opentelemetry-instrumentation-flask does, so that its
     ``instrument_app`` on the same app adds no second server span.
@@ -389,10 +452,15 @@ def instrument(
 
     if getattr(app, _ORIGINAL, None) is not None:
         return
-    tracer = LeanTracer(tracer_provider.get_tracer(SCOPE, __version__, schema_url=SCHEMA_URL))
+    legacy, stable = http_conventions(os.environ.get(SEMCONV_OPT_IN))
+    collect = _both_conventions if legacy and stable else request_attributes if stable else legacy_request_attributes
+    status_keys = ("http.response.status_code",) * stable + ("http.status_code",) * legacy
+    schema_url = SCHEMA_URL if stable else LEGACY_SCHEMA_URL
+    tracer = LeanTracer(tracer_provider.get_tracer(SCOPE, __version__, schema_url=schema_url))
     start_span = tracer.start_span
     wsgi_app = app.wsgi_app
-    excluded = frozenset(excluded_paths)
+    excluded = ExcludedUrls(excluded_urls)
+    is_excluded = excluded.environ if excluded else None
     extract = _Extractor()
     server = SpanKind.SERVER
     internal = SpanKind.INTERNAL
@@ -417,7 +485,7 @@ def instrument(
     def traced(
         environ: Any, start_response: Callable[..., Any], extra: dict[str, Any] | None, added: Sequence[tuple[str, str]]
     ) -> Any:
-        if environ.get("PATH_INFO") in excluded:
+        if is_excluded is not None and is_excluded(environ):
             return wsgi_app(environ, _adding(start_response, added))
         try:
             method = _method(environ)
@@ -427,7 +495,7 @@ def instrument(
             else:  # inside another instrumented layer (a WSGI middleware's span): a child of it
                 parent = current_context()
                 kind = internal
-            started = request_attributes(environ, method)
+            started = collect(environ, method)
             if extra:
                 started.update(extra)
             if request_headers is not None and kind is server:
@@ -453,7 +521,7 @@ def instrument(
         try:
             body = wsgi_app(environ, start_response_seen)
         except BaseException as exc:
-            _failed(span, exc)
+            _failed(span, exc, stable)
             raise
         finally:
             detach(token)
@@ -467,14 +535,19 @@ def instrument(
         if not span.is_recording():
             return
         code = status[:3]
+        attributes: dict[str, Any] = {}
         try:
-            attributes: dict[str, Any] = {"http.response.status_code": int(code)}
+            number = int(code)
         except ValueError:
-            attributes = {"error.type": status}
+            if stable:
+                attributes["error.type"] = status
             span.set_status(error)
         else:
+            for key in status_keys:
+                attributes[key] = number
             if code[0] == "5":
-                attributes["error.type"] = code
+                if stable:
+                    attributes["error.type"] = code
                 if span.status.status_code is not StatusCode.ERROR:  # else it names the exception
                     span.set_status(error)
         _add_route(span, environ, method, attributes)

@@ -7,9 +7,9 @@ connection pool and all attributes handed to ``start_span`` at once: about 20-25
 command or pipeline (a quarter of contrib's cost). What is left is the SDK span itself and its
 export (``benchmarks/overhead.py --compare kyo kyo,instrumentation=contrib kyo,-redis``).
 
-Covered: ``redis.Redis``, ``redis.cluster.RedisCluster`` and ``redis.asyncio.Redis`` commands,
-their pipelines and transactions (``execute``, and the commands a WATCHing pipeline runs at
-once). The asyncio cluster client is not: use ``instrumentation="contrib"`` for it.
+Covered: ``redis.Redis``, ``redis.cluster.RedisCluster``, ``redis.asyncio.Redis`` and
+``redis.asyncio.cluster.RedisCluster`` commands, their pipelines and transactions (``execute``,
+and the commands a WATCHing pipeline runs at once): the classes contrib instruments.
 
 Statements are sanitized as contrib does (``SET ? ? ? ?``): no key or value is ever recorded.
 For RediSearch commands contrib also records the query and the documents found; these spans keep
@@ -30,6 +30,7 @@ from typing import Any
 
 import redis
 import redis.asyncio.client
+import redis.asyncio.cluster
 import redis.client
 import redis.cluster
 from opentelemetry import trace as trace_api
@@ -353,5 +354,7 @@ _TARGETS: tuple[tuple[type, str, Callable[[Callable[..., Any], _Describe], Calla
     (redis.asyncio.client.Redis, "execute_command", _traced_async, _command_span),
     (redis.asyncio.client.Pipeline, "execute", _traced_async, _pipeline_span),
     (redis.asyncio.client.Pipeline, "immediate_execute_command", _traced_async, _command_span),
+    (redis.asyncio.cluster.RedisCluster, "execute_command", _traced_async, _command_span),
+    (redis.asyncio.cluster.ClusterPipeline, "execute", _traced_async, _pipeline_span),
 )
 """(class, method, wrapper factory, what the span says about the call)."""

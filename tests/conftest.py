@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import platform
+from importlib.metadata import PackageNotFoundError, version
 
 import pytest
 import redis as redis_lib
 
 from tests.support.redis_server import RedisServer
+
+
+_UNDER_TEST = (
+    "opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-otlp", "opentelemetry-instrumentation",
+    "opentelemetry-instrumentation-flask", "opentelemetry-instrumentation-redis",
+    "opentelemetry-instrumentation-logging", "opentelemetry-propagator-aws-xray", "flask", "werkzeug", "redis",
+)
+
+
+def pytest_report_header(config):
+    """The versions this run tests, first thing in its output (make test: the newest the ranges
+    allow; make test-oldest: constraints/oldest.txt)."""
+    found = []
+    for name in _UNDER_TEST:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return f"versions under test: python {platform.python_version()}, " + ", ".join(found)
 
 
 @pytest.fixture(scope="session")

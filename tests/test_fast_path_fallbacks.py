@@ -20,6 +20,8 @@ from kyo_otel.receiver import OtlpReceiver
 from tests.support.fallback_traffic import CODE, PHONE
 from tests.support.subprocess_python import last_json_line, run_python
 
+pytestmark = pytest.mark.fastpath  # a fast path's contract: runs at both version bounds
+
 VOLATILE = frozenset({"kyo.request.id", "aws.xray.trace_id"})
 """Attributes that differ from run to run (ids)."""
 

@@ -19,6 +19,8 @@ import kyo_otel
 from kyo_otel import flask_spans
 from tests.support.subprocess_python import last_json_line, run_python
 
+pytestmark = pytest.mark.fastpath  # a fast path's contract: runs at both version bounds
+
 CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 # A shop with a Redis-backed route, run in a fresh process per instrumentation: each configures
@@ -71,8 +73,8 @@ CAPTURE = {
 }
 
 
-def shop_snapshot(instrumentation: str, redis_url: str) -> list[dict]:
-    env = {**CAPTURE, "INSTRUMENTATION": instrumentation, "REDIS_URL": redis_url, "CALLER": CALLER}
+def shop_snapshot(instrumentation: str, redis_url: str, **variables: str) -> list[dict]:
+    env = {**CAPTURE, "INSTRUMENTATION": instrumentation, "REDIS_URL": redis_url, "CALLER": CALLER, **variables}
     return last_json_line(run_python(SHOP, env=env))
 
 
@@ -109,6 +111,72 @@ def test_the_kyo_server_span_is_the_contrib_one_for_the_same_requests(redis_serv
                           if e is not first)
     assert first["parent_id"] is not None and redis_span["trace_id"] == first["trace_id"]
     assert record["log"] == "order 7 looked up" and record["span_id"] == first["span_id"]
+
+
+LEGACY = ("http.method", "http.target", "http.status_code")
+STABLE = ("http.request.method", "url.path", "http.response.status_code")
+
+
+@pytest.mark.parametrize("opt_in", ["http", "http/dup", "database", ""], ids=["http", "http-dup", "no-http", "empty"])
+def test_the_semantic_conventions_asked_for_are_contribs(redis_server, opt_in):
+    """OTEL_SEMCONV_STABILITY_OPT_IN as the contrib instrumentation reads it: ``http`` the stable
+    attributes, ``http/dup`` the stable and the legacy ones, a value without either (or empty)
+    the legacy ones. Unset, kyo_otel asks for ``http`` (the test above)."""
+    kyo = shop_snapshot("kyo", redis_server.url, OTEL_SEMCONV_STABILITY_OPT_IN=opt_in)
+    contrib = shop_snapshot("contrib", redis_server.url, OTEL_SEMCONV_STABILITY_OPT_IN=opt_in)
+
+    assert [comparable(e) for e in kyo] == [comparable(e) for e in contrib]
+    looked_up = next(e for e in kyo if e.get("kind") == "SERVER")["attributes"]
+    assert all(name in looked_up for name in LEGACY) == (opt_in != "http")
+    assert all(name in looked_up for name in STABLE) == (opt_in in ("http", "http/dup"))
+
+
+# Requests whose URLs an operator excluded with regular expressions, in a fresh process per
+# instrumentation; prints the server spans' names and the routes the request metric counted.
+EXCLUDING = """
+import json, os
+from flask import Flask
+from kyo_otel.testing import capture
+import kyo_otel
+
+captured = capture(instrumentation=os.environ["INSTRUMENTATION"])
+app = Flask("shop")
+for rule in ("/orders/<int:order_id>", "/orders/<int:order_id>/items", "/api/healthz", "/health", "/healthcare"):
+    app.add_url_rule(rule, rule, lambda **_: {"ok": True})
+kyo_otel.instrument_app(app)
+web = app.test_client()
+for url in ("/orders/7", "/orders/7?expand=1", "/orders/7/items", "/api/healthz", "/health", "/health?deep=1", "/healthcare"):
+    assert web.get(url).status_code == 200, url
+spans = [s.name + (" " + s.attributes.get("url.query", "")).rstrip() for s in captured.spans() if s.kind.name == "SERVER"]
+counted = sorted(p.attributes.get("http.route") for p in captured.metric_points("http.server.request.duration") for _ in range(p.count))
+print(json.dumps({"spans": spans, "counted": counted}))
+"""
+
+
+@pytest.mark.parametrize("instrumentation", ["kyo", "contrib"])
+@pytest.mark.parametrize("variable", ["OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS", "KYO_OTEL_EXCLUDED_URLS"])
+def test_excluded_urls_are_regular_expressions_searched_in_the_url(instrumentation, variable):
+    """contrib's meaning (opentelemetry.util.http.ExcludeList): comma-separated regular expressions,
+    any match anywhere in the full URL; the same requests get no span in both modes, and the
+    request metric leaves them out too."""
+    patterns = r"/orders/\d+$, healthz ,^http://localhost/health$"
+    seen = last_json_line(run_python(EXCLUDING, env={"INSTRUMENTATION": instrumentation, variable: patterns}))
+
+    assert seen["spans"] == [
+        "GET /orders/<int:order_id> expand=1", "GET /orders/<int:order_id>/items", "GET /health deep=1", "GET /healthcare"]
+    assert seen["counted"] == ["/health", "/healthcare", "/orders/<int:order_id>", "/orders/<int:order_id>/items"]
+
+
+@pytest.mark.parametrize("instrumentation", ["kyo", "contrib"])
+def test_the_default_excludes_the_health_route_only(instrumentation):
+    seen = last_json_line(run_python(EXCLUDING, env={"INSTRUMENTATION": instrumentation}))
+
+    assert [name for name in seen["spans"] if "health" in name] == ["GET /api/healthz", "GET /healthcare"]
+
+
+def test_an_excluded_url_that_is_no_regular_expression_is_a_config_error():
+    with pytest.raises(kyo_otel.ConfigError, match=r"excluded_urls '/health,/orders/\(' \(from OTEL_PYTHON_FLASK_EXCLUDED_URLS\).*'/orders/\('"):
+        kyo_otel.resolve_settings(env={"OTEL_PYTHON_FLASK_EXCLUDED_URLS": "/health,/orders/("})
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.metrics import MeterProvider
@@ -23,6 +24,8 @@ from kyo_otel.histogram import ProcessHistogram
 from kyo_otel.instruments import Recorder
 from kyo_otel.metrics import build_meter_provider, memory_reader
 from kyo_otel.resource import build_resource
+
+pytestmark = pytest.mark.fastpath  # a fast path's contract: runs at both version bounds
 
 FOLD_AT = 4096
 """A small fold threshold: the values a request folds on the way are compared too."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
@@ -21,6 +22,8 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 from opentelemetry.trace import set_span_in_context
 
 from kyo_otel.otlp_wire import LogEncoder, SpanEncoder
+
+pytestmark = pytest.mark.fastpath  # a fast path's contract: runs at both version bounds
 
 
 def _sent(encoder, items):

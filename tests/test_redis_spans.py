@@ -15,7 +15,7 @@ from kyo_otel.health import RedisHealth
 from tests.support.redis_server import RedisServer
 from tests.support.subprocess_python import last_json_line, run_python
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.fastpath]
 
 PHONE_KEY = "otp:+886912345678"
 CODE = "424242"
@@ -172,6 +172,49 @@ def test_cluster_client_spans_are_the_contrib_spans():
     with RedisServer(cluster=True) as cluster:
         spans = {
             instrumentation: last_json_line(run_python(CLUSTER_WORKLOAD, env={
+                "REDIS_PORT": str(cluster.port), "KYO_OTEL_INSTRUMENTATION": instrumentation,
+            }))
+            for instrumentation in ("contrib", "kyo")
+        }
+    assert spans["kyo"] == spans["contrib"]
+    assert [name for name, *_ in spans["kyo"]][-4:] == ["SET", "GET", "SET GET", "LPUSH"]
+    assert spans["kyo"][-2][2] == {"db.statement": "SET ? ?\nGET ?", "db.redis.pipeline_length": 2}
+    assert spans["kyo"][-1][3:] == ["ERROR", ["exception"]]
+
+
+ASYNC_CLUSTER_WORKLOAD = f"""
+    import asyncio, json, os
+    import redis, redis.asyncio.cluster
+    import kyo_otel
+
+    telemetry = kyo_otel.configure(environment="test")
+
+    async def calls():
+        client = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=int(os.environ["REDIS_PORT"]))
+        await client.set("{PHONE_KEY}", "{CODE}", ex=60)
+        await client.get("{PHONE_KEY}")
+        pipe = client.pipeline()
+        pipe.set("{PHONE_KEY}", "{CODE}")
+        pipe.get("{PHONE_KEY}")
+        await pipe.execute()
+        try:
+            await client.lpush("{PHONE_KEY}", "{CODE}")
+        except redis.ResponseError:
+            pass
+        await client.close()
+
+    asyncio.run(calls())
+    print(json.dumps([
+        [s.name, s.kind.name, dict(s.attributes), s.status.status_code.name, [e.name for e in s.events]]
+        for s in telemetry.memory.spans.get_finished_spans()
+    ]))
+"""
+
+
+def test_asyncio_cluster_client_spans_are_the_contrib_spans():
+    with RedisServer(cluster=True) as cluster:
+        spans = {
+            instrumentation: last_json_line(run_python(ASYNC_CLUSTER_WORKLOAD, env={
                 "REDIS_PORT": str(cluster.port), "KYO_OTEL_INSTRUMENTATION": instrumentation,
             }))
             for instrumentation in ("contrib", "kyo")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation
@@ -12,6 +13,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
 from kyo_otel import runtime_context
+
+pytestmark = pytest.mark.fastpath  # a fast path's contract: runs at both version bounds
 
 
 def test_the_current_span_and_context_are_the_apis():

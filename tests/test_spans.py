@@ -16,6 +16,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from kyo_otel.spans import LeanSpan, LeanTracer
 
+pytestmark = pytest.mark.fastpath  # a fast path's contract: runs at both version bounds
+
 REDIS_ATTRIBUTES = {
     "db.system": "redis",
     "db.statement": "SET ? ?",

@@ -1,8 +1,9 @@
 """Fast path ``redis-cluster-pipeline-queue``: the commands a redis-py cluster pipeline queued,
 read from its private ``_execution_strategy`` (redis-py 6+), to name its span and statement.
 
-Off: the pipeline's public ``command_stack`` (empty on redis-py 6+ cluster pipelines: their
-spans are then named ``redis`` with an empty statement; commands still run, spans still made).
+Off: the pipeline's public ``command_stack`` (empty on redis-py 6+ cluster pipelines, absent on
+asyncio cluster pipelines before redis-py 6: their spans are then named ``redis`` with an empty
+statement; commands still run, spans still made).
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from kyo_otel._sdk import fast_path, is_on
 
 def queued(instance: Any) -> Any:
     """The pipeline's queued commands: ``command_stack``, or a cluster pipeline's queue."""
-    return _queued(instance) if is_on("redis-cluster-pipeline-queue") else instance.command_stack
+    return _queued(instance) if is_on("redis-cluster-pipeline-queue") else getattr(instance, "command_stack", ())
 
 
 def _queued(instance: Any) -> Any:
-    strategy = getattr(instance, "_execution_strategy", None)
+    strategy = getattr(instance, "_execution_strategy", None)  # redis-py 6+ cluster pipelines
     if strategy is not None:
         queue = getattr(strategy, "command_queue", None)
         return queue if queue is not None else strategy._command_queue  # noqa: SLF001
-    return instance.command_stack
+    stack = getattr(instance, "command_stack", None)
+    return stack if stack is not None else instance._command_stack  # noqa: SLF001 - asyncio cluster pipelines before redis-py 6
 
 
 @fast_path(
