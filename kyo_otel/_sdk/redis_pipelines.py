@@ -27,6 +27,14 @@ def _queued(instance: Any) -> Any:
     return stack if stack is not None else instance._command_stack  # noqa: SLF001 - asyncio cluster pipelines before redis-py 6
 
 
+class _Unconnected:
+    """The probe's nodes manager: its pipeline never executes, so every attribute it reads while
+    built (redis-py 8 reads ``himport_registry``) is None."""
+
+    def __getattr__(self, name: str) -> None:
+        return None
+
+
 @fast_path(
     "redis-cluster-pipeline-queue",
     replaces="(no public equivalent) the queued commands of a redis-py 6+ cluster pipeline",
@@ -41,7 +49,7 @@ def probe() -> None:
     if list(_queued(pipeline)) != [(("SET", "k", "v"), {})]:
         raise RuntimeError("a redis-py pipeline's command_stack does not hold its queued commands")
     try:  # redis-py 6+ keeps a cluster pipeline's commands in its execution strategy
-        cluster_pipeline = redis.cluster.ClusterPipeline(nodes_manager=None, commands_parser=None)
+        cluster_pipeline = redis.cluster.ClusterPipeline(nodes_manager=_Unconnected(), commands_parser=None)
     except TypeError:  # an older redis-py: command_stack, which the fallback reads
         return
     cluster_pipeline.set("k", "v")  # queued, not sent
