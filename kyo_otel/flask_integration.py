@@ -266,10 +266,30 @@ def instrument_app(
     if learn_route is not None:
         for rule in app.url_map.iter_rules():
             learn_route(rule.rule)
+        _learn_routes_as_added(app, learn_route)
     # After the instrumentation's own hooks: the server span is current when ours run.
     _install_request_hooks(app, settings.excluded_urls, request_context, active, learn_route)
     telemetry.observe_redis(health)
     return app
+
+
+def _learn_routes_as_added(app: Flask, learn_route: Callable[[str], None]) -> None:
+    """Learn each route the app registers from now on (an app factory that configures first adds
+    its routes after), as it is registered: the first request's own log records, and Flask's
+    "Exception on <path>" line, are emitted before the request's end, and would otherwise carry
+    the route's raw ``<token>`` before anything had learned it. Through ``Map.add``, which every
+    ``add_url_rule`` (app or blueprint) calls: nothing per request."""
+    url_map = app.url_map
+    add = url_map.add
+
+    def add_and_learn(rule_factory: Any, *args: Any, **kwargs: Any) -> Any:
+        result = add(rule_factory, *args, **kwargs)
+        template = getattr(rule_factory, "rule", None)
+        for found in [template] if isinstance(template, str) else [rule.rule for rule in url_map.iter_rules()]:
+            learn_route(found)  # never raises
+        return result
+
+    url_map.add = add_and_learn  # type: ignore[method-assign]
 
 
 _pending: weakref.WeakKeyDictionary[Flask, dict[str, Any]] = weakref.WeakKeyDictionary()
