@@ -474,8 +474,7 @@ class Scrubber:
         kind = self.key_kind(name)
         if kind is not None and (kind.startswith("secret:") or kind == "phone" or kind == "email"):
             return kind
-        words = _SEGMENT_SPLIT.split(_CAMEL_BOUNDARY.sub("_", name).lower())
-        label = next((_PATH_LABELS[w] for w in reversed(words) if w in _PATH_LABELS), None)
+        label = _path_label(name)
         return None if label is None else "secret:" + label
 
     def _scrub_routes(self, text: str) -> str:
@@ -543,7 +542,7 @@ class Scrubber:
         if kind == "secret" or kind == "code":
             label = _normal(match.group(kind + "_key"))
         elif kind == "path":
-            label = _path_label(match.group("path_key"))
+            label = _path_label(match.group("path_key")) or "code"
         else:
             label = _LABELS.get(kind) or self._labels.get(kind, "custom")
         value = kind + "_value"
@@ -734,10 +733,11 @@ def _has_path_word(lowered: str) -> bool:
     return False
 
 
-def _path_label(segment: str) -> str:
-    """The label of a path segment's secret word (``reset-password`` -> ``password``: the last one)."""
+def _path_label(segment: str) -> str | None:
+    """The label of the secret word in a path segment or route variable name (``reset-password``
+    -> ``password``: the last one), or None."""
     words = _SEGMENT_SPLIT.split(_CAMEL_BOUNDARY.sub("_", segment).lower())
-    return next((_PATH_LABELS[w] for w in reversed(words) if w in _PATH_LABELS), "code")
+    return next((_PATH_LABELS[w] for w in reversed(words) if w in _PATH_LABELS), None)
 
 
 def _normal(key: str) -> str:
