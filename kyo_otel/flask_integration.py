@@ -83,7 +83,8 @@ def _install_request_hooks(
     and tenant ids for the request's log records and span, and ``X-Request-Id`` echoed in the
     response (kyo_otel's WSGI wrapper echoes it itself when it enters the context); with
     ``learn_route``, the matched route template, before the request's span ends and its access
-    line is logged (``Scrubber.learn_route``: a route added after ``instrument_app``).
+    line is logged (``Scrubber.learn_route``; routes are learned as they are registered too,
+    ``_learn_routes_as_added``: this is for a rule that bypassed the app's ``url_map.add``).
 
     One hook on each side of the request rather than one per concern: each Flask hook and each
     ``request`` lookup costs the request a few microseconds.
