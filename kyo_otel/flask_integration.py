@@ -83,7 +83,8 @@ def _install_request_hooks(
     and tenant ids for the request's log records and span, and ``X-Request-Id`` echoed in the
     response (kyo_otel's WSGI wrapper echoes it itself when it enters the context); with
     ``learn_route``, the matched route template, before the request's span ends and its access
-    line is logged (``Scrubber.learn_route``: a route added after ``instrument_app``).
+    line is logged (``Scrubber.learn_route``; routes are learned as they are registered too,
+    ``_learn_routes_as_added``: this is for a rule that bypassed the app's ``url_map.add``).
 
     One hook on each side of the request rather than one per concern: each Flask hook and each
     ``request`` lookup costs the request a few microseconds.
@@ -267,10 +268,30 @@ def instrument_app(
     if learn_route is not None:
         for rule in app.url_map.iter_rules():
             learn_route(rule.rule)
+        _learn_routes_as_added(app, learn_route)
     # After the instrumentation's own hooks: the server span is current when ours run.
     _install_request_hooks(app, settings.excluded_urls, request_context, active, learn_route)
     telemetry.observe_redis(health)
     return app
+
+
+def _learn_routes_as_added(app: Flask, learn_route: Callable[[str], None]) -> None:
+    """Learn each route the app registers from now on (an app factory that configures first adds
+    its routes after), as it is registered: the first request's own log records, and Flask's
+    "Exception on <path>" line, are emitted before the request's end, and would otherwise carry
+    the route's raw ``<token>`` before anything had learned it. Through ``Map.add``, which every
+    ``add_url_rule`` (app or blueprint) calls: nothing per request."""
+    url_map = app.url_map
+    add = url_map.add
+
+    def add_and_learn(rule_factory: Any, *args: Any, **kwargs: Any) -> Any:
+        result = add(rule_factory, *args, **kwargs)
+        template = getattr(rule_factory, "rule", None)
+        for found in [template] if isinstance(template, str) else [rule.rule for rule in url_map.iter_rules()]:
+            learn_route(found)  # never raises
+        return result
+
+    url_map.add = add_and_learn  # type: ignore[method-assign]
 
 
 _pending: weakref.WeakKeyDictionary[Flask, dict[str, Any]] = weakref.WeakKeyDictionary()

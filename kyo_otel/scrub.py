@@ -152,6 +152,9 @@ _PATH_WORDS = _trie(_PATH_LABELS)
 # and its trailing punctuation is prose's (".../verify/482913.").
 _PATH_SEGMENT = r"[^/?#\s\"'<>]"
 _PATH_VALUE = _PATH_SEGMENT + r"*[^/?#\s\"'<>),.;:\]]"
+# A code-like segment: its words read one by one (each ends at - or _ or before a capital: one
+# way to read a segment, no backtracking), until a word of the list.
+_PATH_KEY = r"(?:[A-Za-z0-9][a-z0-9]*(?:[_\-]|(?=[A-Z])))*?(?i:" + _PATH_WORDS + r")(?![a-z])[A-Za-z0-9_\-]*"
 # A Flask route's variables (<code>, <int:id>, <string(length=6):otp>) and what their raw values
 # may be in a path: one segment, or for the path converter several.
 _ROUTE_VARIABLE = re.compile(
@@ -217,9 +220,11 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
         # The next segment is checked first (most paths have no value after a word: cheap to
         # rule out); then the segment's words are read one by one (each ends at - or _ or before
         # a capital: one way to read a segment, no backtracking), until a word of the list.
+        # A next segment that is itself code-like with a value after it (/otp/verifyCode/482913)
+        # is not the value: the match moves on to it, and the segment after it is masked.
         "path",
-        r"/(?=[A-Za-z0-9_\-]+/" + _PATH_SEGMENT + r"*[0-9A-Z%])(?P<path_key>(?:[A-Za-z0-9][a-z0-9]*(?:[_\-]|(?=[A-Z])))*?"
-        r"(?i:" + _PATH_WORDS + r")(?![a-z])[A-Za-z0-9_\-]*)/(?P<path_value>" + _PATH_VALUE + r")",
+        r"/(?=[A-Za-z0-9_\-]+/" + _PATH_SEGMENT + r"*[0-9A-Z%])(?P<path_key>" + _PATH_KEY + r")/"
+        r"(?!" + _PATH_KEY + r"/" + _PATH_SEGMENT + r"*[0-9A-Z%])(?P<path_value>" + _PATH_VALUE + r")",
     ),
     (
         "phone",
@@ -474,8 +479,7 @@ class Scrubber:
         kind = self.key_kind(name)
         if kind is not None and (kind.startswith("secret:") or kind == "phone" or kind == "email"):
             return kind
-        words = _SEGMENT_SPLIT.split(_CAMEL_BOUNDARY.sub("_", name).lower())
-        label = next((_PATH_LABELS[w] for w in reversed(words) if w in _PATH_LABELS), None)
+        label = _path_label(name)
         return None if label is None else "secret:" + label
 
     def _scrub_routes(self, text: str) -> str:
@@ -543,7 +547,7 @@ class Scrubber:
         if kind == "secret" or kind == "code":
             label = _normal(match.group(kind + "_key"))
         elif kind == "path":
-            label = _path_label(match.group("path_key"))
+            label = _path_label(match.group("path_key")) or "code"
         else:
             label = _LABELS.get(kind) or self._labels.get(kind, "custom")
         value = kind + "_value"
@@ -734,10 +738,11 @@ def _has_path_word(lowered: str) -> bool:
     return False
 
 
-def _path_label(segment: str) -> str:
-    """The label of a path segment's secret word (``reset-password`` -> ``password``: the last one)."""
+def _path_label(segment: str) -> str | None:
+    """The label of the secret word in a path segment or route variable name (``reset-password``
+    -> ``password``: the last one), or None."""
     words = _SEGMENT_SPLIT.split(_CAMEL_BOUNDARY.sub("_", segment).lower())
-    return next((_PATH_LABELS[w] for w in reversed(words) if w in _PATH_LABELS), "code")
+    return next((_PATH_LABELS[w] for w in reversed(words) if w in _PATH_LABELS), None)
 
 
 def _normal(key: str) -> str:

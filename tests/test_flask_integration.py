@@ -199,3 +199,32 @@ def test_the_fixture_works_in_a_strict_suite_whose_app_factory_configures(tmp_pa
     result = run_suite(tmp_path, STRICT_SUITE, ini="filterwarnings =\n    error\n")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_a_route_registered_after_configure_has_its_token_masked_from_its_first_request_on(kyo_telemetry):
+    """The factory configures first (``configure(app=...)`` at its top), then registers a route
+    with a ``<token>``. The first request's own log records (the view's, and Flask's "Exception
+    on <path>" for a failing view) are emitted before the request ends: the route must already be
+    known then, not only from the request's end on."""
+    import logging
+
+    from flask import request
+
+    app = kyo_otel.instrument_app(Flask("links"))
+    links = Blueprint("links", __name__)
+
+    @links.get("/links/<token>")
+    def follow(token):
+        logging.getLogger("links").warning("following %s", request.url)
+        raise RuntimeError(f"no link at {request.path}")
+
+    app.register_blueprint(links)
+
+    assert app.test_client().get("/links/qwzxkvbn").status_code == 500
+
+    records = kyo_telemetry.logs(logger="links")
+    assert [r.message.split(" ")[0] for r in records] == ["following", "Exception"], records
+    exported = repr([(r.message, dict(r.attributes)) for r in records]) + repr(
+        [(s.name, dict(s.attributes or {}), [dict(e.attributes or {}) for e in s.events]) for s in kyo_telemetry.spans()])
+    assert "qwzxkvbn" not in exported
+    assert "/links/[scrubbed:token]" in exported

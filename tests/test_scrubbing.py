@@ -894,6 +894,12 @@ def test_a_set_in_a_mapping_body_is_scrubbed_element_by_element():
         ("/secrets/%2Fs3cr3t", "/secrets/[scrubbed:secret]"),
         ('"GET /OTP/739184 HTTP/1.1" 404 -', '"GET /OTP/[scrubbed:code] HTTP/1.1" 404 -'),
         ("https://otp.example.com/verify/739184.", "https://otp.example.com/verify/[scrubbed:code]."),
+        # A code-like segment with a capital after another one: the value is the segment after it
+        # (was: the camelCase word masked as if it were the value, the code after it kept).
+        ("/otp/verifyCode/482913", "/otp/verifyCode/[scrubbed:code]"),
+        ("/reset/magicLink/Zx8aBq2", "/reset/magicLink/[scrubbed:token]"),
+        ("/verify/Codes/482913?x=1", "/verify/Codes/[scrubbed:code]?x=1"),
+        ("/api/tokens/resetToken/Ab12cd", "/api/tokens/resetToken/[scrubbed:token]"),
         # Look-alikes stay: a listing, a route named for the action, words, ids under other names.
         ("/codes", "/codes"),
         ("/codes/new", "/codes/new"),
