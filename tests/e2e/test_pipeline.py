@@ -172,7 +172,7 @@ def leaks(text: str, ledger: dict, kinds=("phone", "code", "email", "secret")) -
             if re.search(rf"(?<![\d.]){re.escape(digits[1:])}(?!\d)", text):  # with or without +1
                 found.append(f"phone {phone}")
     if "code" in kinds:
-        found += [f"code {c}" for c in ledger["codes"] if re.search(rf"(?<![\d.]){c}(?![\d.])", text)]
+        found += [f"code {c}" for c in ledger["codes"] if re.search(rf"(?<![\d.]){c}(?!\d|\.\d)", text)]  # "482913." at a sentence end counts; 0.482913 or 482913.5 is a number
     if "email" in kinds and ledger["email"] in text:
         found.append("email")
     if "secret" in kinds:
