@@ -251,12 +251,7 @@ def request_attributes(environ: Any, method: str) -> dict[str, Any]:
     if client:
         attributes["client.address"] = client
     _add_port(attributes, "client.port", environ.get("REMOTE_PORT"))
-    agent = environ.get("HTTP_USER_AGENT")
-    if agent:
-        attributes["user_agent.original"] = agent
-        synthetic = _synthetic_type(agent)
-        if synthetic:
-            attributes["user_agent.synthetic.type"] = synthetic
+    _add_user_agent(attributes, "user_agent.original", environ.get("HTTP_USER_AGENT"))
     protocol = environ.get("SERVER_PROTOCOL")
     if protocol:
         attributes["network.protocol.version"] = _protocol_version(protocol)
@@ -290,16 +285,21 @@ def legacy_request_attributes(environ: Any, method: str) -> dict[str, Any]:
     name = environ.get("REMOTE_HOST")
     if name and name != address:
         attributes["net.peer.name"] = name
-    agent = environ.get("HTTP_USER_AGENT")
-    if agent:
-        attributes["http.user_agent"] = agent
-        synthetic = _synthetic_type(agent)
-        if synthetic:
-            attributes["user_agent.synthetic.type"] = synthetic
+    _add_user_agent(attributes, "http.user_agent", environ.get("HTTP_USER_AGENT"))
     protocol = environ.get("SERVER_PROTOCOL")
     if protocol:
         attributes["http.flavor"] = _protocol_version(protocol)
     return attributes
+
+
+def _add_user_agent(attributes: dict[str, Any], key: str, agent: str | None) -> None:
+    """The user agent under ``key`` (stable or legacy name) and, for a bot or a test tool, its
+    ``user_agent.synthetic.type``."""
+    if agent:
+        attributes[key] = agent
+        synthetic = _synthetic_type(agent)
+        if synthetic:
+            attributes["user_agent.synthetic.type"] = synthetic
 
 
 def _both_conventions(environ: Any, method: str) -> dict[str, Any]:
