@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from kyo_otel.receiver import OtlpReceiver
-from tests.support.fallback_traffic import CODE, PHONE
+from tests.support.fallback_traffic import CALLER_SPAN_ID, CALLER_TRACE_ID, CODE, PHONE
 from tests.support.subprocess_python import last_json_line, run_python
 
 pytestmark = pytest.mark.fastpath  # a fast path's contract: runs at both version bounds
@@ -42,7 +42,12 @@ def _plain(attributes: dict[str, Any]) -> str:
 def exported(receiver: OtlpReceiver) -> dict[str, list[Any]]:
     """What the receiver got, without what differs from run to run (ids, durations, times)."""
     return {
-        "spans": sorted((s.name, s.kind, s.scope, s.status_code, _plain(s.attributes)) for s in receiver.spans()),
+        # The caller's trace id (fallback_traffic sends a traceparent) and whether the caller's
+        # span is the parent: what the propagators read.
+        "spans": sorted(
+            (s.name, s.kind, s.scope, s.status_code, _plain(s.attributes), s.trace_id, s.parent_span_id == CALLER_SPAN_ID)
+            for s in receiver.spans()
+        ),
         "logs": sorted((r.body, r.severity_text, _plain(r.attributes)) for r in receiver.logs() if r.scope == "app.sms"),
         "metrics": sorted(
             (p.name, p.kind, p.temporality, _plain(p.attributes), p.count if p.count is not None else p.value)
@@ -64,6 +69,8 @@ def all_on(redis_server):
     assert all(report["fast_paths"].values()), report
     assert "fast path" not in stderr
     assert data["spans"] and data["logs"] and data["metrics"]
+    assert {span[5] for span in data["spans"]} == {CALLER_TRACE_ID}, data["spans"]
+    assert any(name == "app.queue_depth" for name, *_ in data["metrics"]), data["metrics"]
     return data
 
 

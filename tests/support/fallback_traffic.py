@@ -13,6 +13,8 @@ from typing import Any
 PHONE = "+886912345678"
 CODE = "424242"
 PLAIN = "tenant-07"
+CALLER_TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+CALLER_SPAN_ID = "b7ad6b7169203331"
 
 
 def traffic(endpoint: str, redis_url: str) -> dict[str, Any]:
@@ -28,6 +30,7 @@ def traffic(endpoint: str, redis_url: str) -> dict[str, Any]:
     client = redis.Redis.from_url(redis_url)
     log = logging.getLogger("app.sms")
     sent = metrics.get_meter("app").create_counter("app.sent")
+    depth = metrics.get_meter("app").create_gauge("app.queue_depth")  # a synchronous gauge
 
     @app.post("/otp/send")
     def send() -> Any:
@@ -36,6 +39,7 @@ def traffic(endpoint: str, redis_url: str) -> dict[str, Any]:
         pipe.incr(f"rate:{PHONE}").expire(f"rate:{PHONE}", 60).execute()
         log.info("sent code %s to %s", CODE, PHONE, extra={"user.phone": PHONE, "tenant": PLAIN})
         sent.add(1, {"user.phone": PHONE, "tenant": PLAIN})
+        depth.set(3, {"user.phone": PHONE})
         return {"sent": True}
 
     handle = kyo_otel.configure(
@@ -43,7 +47,13 @@ def traffic(endpoint: str, redis_url: str) -> dict[str, Any]:
         batch_delay=50, metric_export_interval=60_000,
     )
     for _ in range(2):
-        response = app.test_client().post("/otp/send", headers={"X-Tenant-Id": PLAIN})
+        # A caller's trace context, as the propagators (W3C, baggage, X-Ray) read it.
+        response = app.test_client().post("/otp/send", headers={
+            "X-Tenant-Id": PLAIN,
+            "traceparent": f"00-{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-01",
+            "tracestate": f"vendor=sms{PHONE}",
+            "baggage": "plan=gold",
+        })
         assert response.status_code == 200, response.get_data(as_text=True)
     flushed = handle.shutdown(10)
     return {"fast_paths": handle.fast_paths, "flushed": flushed}
