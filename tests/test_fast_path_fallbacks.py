@@ -191,7 +191,19 @@ mp.delattr(sdk_metrics, "_Gauge")
 
 @pytest.mark.parametrize("path", sorted(OTHERS))
 def test_each_other_fast_path_falls_back_to_the_same_scrubbed_export(redis_server, all_on, path):
+    if path == "redis-cluster-pipeline-queue" and not hasattr(_sync_cluster_pipeline(), "_execution_strategy"):
+        pytest.skip("redis-py before 6 queues a cluster pipeline's commands in its public command_stack: nothing to remove")
     assert_falls_back(redis_server, all_on, path, OTHERS[path])
+
+
+def _sync_cluster_pipeline() -> object:
+    import redis.cluster
+
+    class Unconnected:
+        def __getattr__(self, name: str) -> None:
+            return None
+
+    return redis.cluster.ClusterPipeline(nodes_manager=Unconnected(), commands_parser=None)
 
 
 def test_every_fast_path_has_a_removal_test():
