@@ -194,9 +194,15 @@ def test_doctor_validates_the_projects_collector_configuration_with_the_built_co
             in result.stdout)
 
 
+def _project_config_with(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of collector/otel-collector.yaml with ``old`` replaced by ``new``."""
+    config = tmp_path / "otel-collector.yaml"
+    config.write_text((ROOT / "collector" / "otel-collector.yaml").read_text().replace(old, new))
+    return config
+
+
 def test_doctor_reports_what_the_collector_refuses(otelcol, tmp_path):
-    broken = tmp_path / "otel-collector.yaml"
-    broken.write_text((ROOT / "collector" / "otel-collector.yaml").read_text().replace("  awsemf:\n", "  awsemf:\n    timeout: 5s\n"))
+    broken = _project_config_with(tmp_path, "  awsemf:\n", "  awsemf:\n    timeout: 5s\n")
     result = kyo_otel_command("doctor", "--collector", str(broken))
     assert result.returncode == 1
     assert f"FAIL  {broken}: otelcol-kyo validate refuses it:" in result.stdout
@@ -215,8 +221,7 @@ def test_doctor_says_when_there_is_no_collector_binary_to_validate_with(tmp_path
 
 
 def test_doctor_names_each_collector_problem_and_its_fix(tmp_path):
-    broken = tmp_path / "otel-collector.yaml"
-    broken.write_text((ROOT / "collector" / "otel-collector.yaml").read_text().replace("kyo.otp.sent", "kyo.otp.snet"))
+    broken = _project_config_with(tmp_path, "kyo.otp.sent", "kyo.otp.snet")
     result = kyo_otel_command("doctor", "--collector", str(broken))
     assert result.returncode == 1
     assert f"FAIL  {broken}: processors.filter/catalog_metrics" in result.stdout
